@@ -13,4 +13,4 @@ from .constants import *  # noqa: F403 -- the constants are the public vocabular
 from .requests import REQUESTS, Request, request_name
 
 __all__ = ["ffi", "constants", "ioc", "requests", "REQUESTS", "Request", "request_name"]
-__all__ += [n for n in dir(constants) if n.isupper() or n[0].isupper() and not n.startswith("_")]
+__all__ += [n for n in dir(constants) if n.isupper() or (n[0].isupper() and not n.startswith("_"))]
