@@ -3,6 +3,9 @@
  * with the series' WATCH_TYPE_DRM_XE_NOTIFY.  Values: spec sections 1.1, 1.2.
  * <linux/keyctl.h>'s key_notification lives here too: keyrings are the
  * real-kernel event source the real-kernel tier compares the fake with.
+ * WATCH_QUEUE_NOTE_SIZE and WATCH_QUEUE_NOTES_PER_PAGE are kernel-internal
+ * (include/linux/watch_queue.h, 4 KiB pages), not UAPI; the rest matches the
+ * UAPI text, WATCH_TYPE_DRM_XE_NOTIFY and WATCH_TYPE__NR = 3 aside.
  */
 #define O_NOTIFICATION_PIPE 128
 #define WATCH_QUEUE_NOTE_SIZE 128

@@ -11,6 +11,13 @@
  *   - request codes are not defined here: xeclient/uapi/requests.py computes
  *     them with its _IOC mirror from the numbers below and sizeof(struct).
  * Layout facts: spec sections 3 and 4.
+ *
+ * Checked field by field against the upstream header as synced from drm-next
+ * at f99a05cc0b85 ("drm/xe/uapi: Add UAPI support for purgeable buffer
+ * objects", April 2026), the newest full copy that could be read; it ends at
+ * VM_GET_PROPERTY (0x0f).  Not in the UAPI, so not here: XE_HW_ENGINE_MAX_INSTANCE
+ * (driver-internal).  The series' additions (RESTARTABLE, 0x10, 0x11) come
+ * from the patches, not from any upstream header.
  */
 
 /* ioctl numbers, relative to DRM_COMMAND_BASE */
@@ -44,7 +51,10 @@ struct drm_xe_ext_set_property {
 	struct drm_xe_user_extension base;
 	__u32 property;
 	__u32 pad;
-	__u64 value;
+	union {
+		__u64 value;
+		__u64 ptr;
+	};
 	__u64 reserved[2];
 };
 
@@ -103,6 +113,9 @@ struct drm_xe_query_mem_regions {
 #define DRM_XE_QUERY_CONFIG_FLAG_HAS_VRAM 1
 #define DRM_XE_QUERY_CONFIG_FLAG_HAS_LOW_LATENCY 2
 #define DRM_XE_QUERY_CONFIG_FLAG_HAS_CPU_ADDR_MIRROR 4
+#define DRM_XE_QUERY_CONFIG_FLAG_HAS_NO_COMPRESSION_HINT 8
+#define DRM_XE_QUERY_CONFIG_FLAG_HAS_DISABLE_STATE_CACHE_PERF_FIX 16
+#define DRM_XE_QUERY_CONFIG_FLAG_HAS_PURGING_SUPPORT 32
 #define DRM_XE_QUERY_CONFIG_MIN_ALIGNMENT 2
 #define DRM_XE_QUERY_CONFIG_VA_BITS 3
 #define DRM_XE_QUERY_CONFIG_MAX_EXEC_QUEUE_PRIORITY 4
@@ -206,6 +219,7 @@ struct drm_xe_device_query {
 #define DRM_XE_GEM_CREATE_FLAG_DEFER_BACKING 1
 #define DRM_XE_GEM_CREATE_FLAG_SCANOUT 2
 #define DRM_XE_GEM_CREATE_FLAG_NEEDS_VISIBLE_VRAM 4
+#define DRM_XE_GEM_CREATE_FLAG_NO_COMPRESSION 8
 #define DRM_XE_GEM_CPU_CACHING_WB 1
 #define DRM_XE_GEM_CPU_CACHING_WC 2
 
@@ -262,6 +276,9 @@ struct drm_xe_vm_destroy {
 #define DRM_XE_VM_BIND_FLAG_DUMPABLE 8
 #define DRM_XE_VM_BIND_FLAG_CHECK_PXP 16
 #define DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR 32
+#define DRM_XE_VM_BIND_FLAG_MADVISE_AUTORESET 64
+#define DRM_XE_VM_BIND_FLAG_DECOMPRESS 128
+#define DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC -1
 
 struct drm_xe_vm_bind_op {
 	__u64 extensions;
@@ -340,6 +357,11 @@ struct drm_xe_vm_get_property {
 #define DRM_XE_EXEC_QUEUE_SET_PROPERTY_PRIORITY 0
 #define DRM_XE_EXEC_QUEUE_SET_PROPERTY_TIMESLICE 1
 #define DRM_XE_EXEC_QUEUE_SET_PROPERTY_PXP_TYPE 2
+#define DRM_XE_EXEC_QUEUE_SET_HANG_REPLAY_STATE 3
+#define DRM_XE_EXEC_QUEUE_SET_PROPERTY_MULTI_GROUP 4
+#define DRM_XE_MULTI_GROUP_CREATE 0x8000000000000000
+#define DRM_XE_EXEC_QUEUE_SET_PROPERTY_MULTI_QUEUE_PRIORITY 5
+#define DRM_XE_EXEC_QUEUE_SET_DISABLE_STATE_CACHE_PERF_FIX 6
 #define DRM_XE_EXEC_QUEUE_LOW_LATENCY_HINT 1
 
 struct drm_xe_exec_queue_create {
@@ -374,6 +396,7 @@ struct drm_xe_exec_queue_get_property {
 #define DRM_XE_SYNC_TYPE_TIMELINE_SYNCOBJ 1
 #define DRM_XE_SYNC_TYPE_USER_FENCE 2
 #define DRM_XE_SYNC_FLAG_SIGNAL 1
+#define DRM_XE_MAX_SYNCS 1024
 
 struct drm_xe_sync {
 	__u64 extensions;
@@ -450,13 +473,17 @@ enum drm_xe_observation_ioctls {
 
 enum drm_xe_oa_unit_type {
 	DRM_XE_OA_UNIT_TYPE_OAG = 0,
-	DRM_XE_OA_UNIT_TYPE_OAM = 1
+	DRM_XE_OA_UNIT_TYPE_OAM = 1,
+	DRM_XE_OA_UNIT_TYPE_OAM_SAG = 2,
+	DRM_XE_OA_UNIT_TYPE_MERT = 3
 };
 
 #define DRM_XE_OA_CAPS_BASE 1
 #define DRM_XE_OA_CAPS_SYNCS 2
 #define DRM_XE_OA_CAPS_OA_BUFFER_SIZE 4
 #define DRM_XE_OA_CAPS_WAIT_NUM_REPORTS 8
+#define DRM_XE_OA_CAPS_OAM 16
+#define DRM_XE_OA_CAPS_OA_UNIT_GT_ID 32
 
 struct drm_xe_oa_unit {
 	__u64 extensions;
@@ -464,7 +491,9 @@ struct drm_xe_oa_unit {
 	__u32 oa_unit_type;
 	__u64 capabilities;
 	__u64 oa_timestamp_freq;
-	__u64 reserved[4];
+	__u16 gt_id;
+	__u16 reserved1[3];
+	__u64 reserved[3];
 	__u64 num_engines;
 	struct drm_xe_engine_class_instance eci[];
 };
@@ -563,10 +592,17 @@ struct drm_xe_query_eu_stall {
 #define DRM_XE_MEM_RANGE_ATTR_PREFERRED_LOC 0
 #define DRM_XE_MEM_RANGE_ATTR_ATOMIC 1
 #define DRM_XE_MEM_RANGE_ATTR_PAT 2
+#define DRM_XE_VMA_ATTR_PURGEABLE_STATE 3
 #define DRM_XE_PREFERRED_LOC_DEFAULT_DEVICE 0
 #define DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM -1
 #define DRM_XE_MIGRATE_ALL_PAGES 0
 #define DRM_XE_MIGRATE_ONLY_SYSTEM_PAGES 1
+#define DRM_XE_ATOMIC_UNDEFINED 0
+#define DRM_XE_ATOMIC_DEVICE 1
+#define DRM_XE_ATOMIC_GLOBAL 2
+#define DRM_XE_ATOMIC_CPU 3
+#define DRM_XE_VMA_PURGEABLE_STATE_WILLNEED 0
+#define DRM_XE_VMA_PURGEABLE_STATE_DONTNEED 1
 
 struct drm_xe_madvise {
 	__u64 extensions;
@@ -591,7 +627,32 @@ struct drm_xe_madvise {
 			__u32 pad;
 			__u64 reserved;
 		} pat_index;
+		struct {
+			__u32 val;
+			__u32 pad;
+			__u64 retained_ptr;
+		} purge_state_val;
 	};
+	__u64 reserved[2];
+};
+
+/* one element of drm_xe_vm_query_mem_range_attr.vector_of_mem_attr */
+struct drm_xe_mem_range_attr {
+	__u64 extensions;
+	__u64 start;
+	__u64 end;
+	struct {
+		__u32 devmem_fd;
+		__u32 migration_policy;
+	} preferred_mem_loc;
+	struct {
+		__u32 val;
+		__u32 reserved;
+	} atomic;
+	struct {
+		__u32 val;
+		__u32 reserved;
+	} pat_index;
 	__u64 reserved[2];
 };
 
@@ -612,6 +673,24 @@ struct drm_xe_exec_queue_set_property {
 	__u32 property;
 	__u64 value;
 	__u64 reserved[2];
+};
+
+/* --- RAS error reporting ------------------------------------------------ */
+/*
+ * Upstream also defines DRM_XE_RAS_ERROR_SEVERITY_NAMES and
+ * DRM_XE_RAS_ERROR_COMPONENT_NAMES as string-array initialisers; they are not
+ * integer constants and cannot be declared here.
+ */
+enum drm_xe_ras_error_severity {
+	DRM_XE_RAS_ERR_SEV_CORRECTABLE = 0,
+	DRM_XE_RAS_ERR_SEV_UNCORRECTABLE = 1,
+	DRM_XE_RAS_ERR_SEV_MAX = 2
+};
+
+enum drm_xe_ras_error_component {
+	DRM_XE_RAS_ERR_COMP_CORE_COMPUTE = 1,
+	DRM_XE_RAS_ERR_COMP_SOC_INTERNAL = 2,
+	DRM_XE_RAS_ERR_COMP_MAX = 3
 };
 
 /* --- the June 2026 series ----------------------------------------------- */

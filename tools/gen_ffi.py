@@ -4,7 +4,7 @@ Why a generated module: parsing the cdefs with pycparser at import costs ~90 ms,
 while the out-of-line ABI module cffi emits loads in a few milliseconds and needs
 no C compiler.  The generated file is committed so that ``import xeclient`` works
 from a plain checkout; ``tests/unit/test_ffi_generated.py`` regenerates it in
-memory and fails when it is stale, and ``setup.py`` regenerates it at build time.
+memory and fails when it is stale (``--check`` does the same from the command line).
 
 Usage: ``python tools/gen_ffi.py [--check]``
 """
@@ -12,6 +12,7 @@ Usage: ``python tools/gen_ffi.py [--check]``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import sys
 from pathlib import Path
@@ -37,7 +38,8 @@ def generate(cdefs: Path = CDEFS) -> str:
     builder.cdef(cdef_source(cdefs))
     builder.set_source("xeclient.uapi._ffi_abi", None)
     out = io.StringIO()
-    builder.emit_python_code(out)  # type: ignore[arg-type]
+    with contextlib.redirect_stdout(io.StringIO()):  # cffi announces "generating <file>"
+        builder.emit_python_code(out)
     return out.getvalue()
 
 

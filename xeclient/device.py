@@ -8,10 +8,8 @@ re-read on every call because it is what a recovery policy sizes its trim by.
 from __future__ import annotations
 
 import errno
-import logging
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._ioctl import annotate, struct_ioctl
 from .backends import Backend, open_backend
@@ -31,11 +29,7 @@ if TYPE_CHECKING:
     from .vm import Vm
     from .watch import TypeFilter, Watch
 
-log = logging.getLogger("xeclient.device")
-
-
-@dataclass(frozen=True)
-class DrmVersion:
+class DrmVersion(NamedTuple):
     name: str
     major: int
     minor: int
@@ -47,8 +41,7 @@ class DrmVersion:
         return f"{self.name} {self.major}.{self.minor}.{self.patchlevel} ({self.desc})"
 
 
-@dataclass(frozen=True)
-class DeviceConfig:
+class DeviceConfig(NamedTuple):
     device_id: int
     revision: int
     flags: ConfigFlag
@@ -61,8 +54,7 @@ class DeviceConfig:
         return f"8086:{self.device_id:04x}"
 
 
-@dataclass(frozen=True)
-class Engine:
+class Engine(NamedTuple):
     engine_class: EngineClass
     engine_instance: int
     gt_id: int
@@ -71,8 +63,7 @@ class Engine:
         return f"{self.engine_class.name.lower()}{self.engine_instance}@gt{self.gt_id}"
 
 
-@dataclass(frozen=True)
-class MemRegion:
+class MemRegion(NamedTuple):
     mem_class: MemClass
     instance: int
     min_page_size: int
@@ -86,8 +77,7 @@ class MemRegion:
         return max(0, self.total_size - self.used)
 
 
-@dataclass(frozen=True)
-class Gt:
+class Gt(NamedTuple):
     type: int
     tile_id: int
     gt_id: int
@@ -96,8 +86,7 @@ class Gt:
     far_mem_regions: int
 
 
-@dataclass(frozen=True)
-class Features:
+class Features(NamedTuple):
     """Whether the running driver carries the VM-error/restart series (probed once)."""
 
     vm_restart: bool
@@ -255,7 +244,7 @@ class Device:
             self._cache["config"] = DeviceConfig(
                 device_id=rev_dev & 0xFFFF,
                 revision=(rev_dev >> 16) & 0xFF,
-                flags=ConfigFlag(info[ConfigIndex.FLAGS] & 0x7),
+                flags=ConfigFlag(info[ConfigIndex.FLAGS]),
                 min_alignment=info[ConfigIndex.MIN_ALIGNMENT],
                 va_bits=info[ConfigIndex.VA_BITS],
                 max_exec_queue_priority=info[ConfigIndex.MAX_EXEC_QUEUE_PRIORITY],

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from ._ioctl import struct_ioctl
@@ -29,16 +28,22 @@ if TYPE_CHECKING:
     from .exec_queue import ExecQueue
 
 
-@dataclass
 class Binding:
     """One mapping this client made: ``range`` bytes of ``bo`` (or a userptr) at ``addr``."""
 
-    addr: int
-    range: int
-    bo: Bo | None = None
-    offset: int = 0
-    userptr: int = 0
-    bound_at: float = field(default_factory=time.monotonic)
+    __slots__ = ("addr", "bo", "bound_at", "offset", "range", "userptr")
+
+    def __init__(self, addr: int, range: int, bo: Bo | None = None, offset: int = 0, userptr: int = 0) -> None:
+        self.addr = addr
+        self.range = range
+        self.bo = bo
+        self.offset = offset
+        self.userptr = userptr
+        self.bound_at = time.monotonic()
+
+    def __repr__(self) -> str:
+        what = f"bo={self.bo.handle}" if self.bo is not None else f"userptr=0x{self.userptr:x}"
+        return f"<Binding 0x{self.addr:x}+0x{self.range:x} {what}>"
 
     @property
     def end(self) -> int:

@@ -9,7 +9,6 @@ which and why.  ``None`` reads the ``XE_BACKEND`` environment variable
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +19,6 @@ if TYPE_CHECKING:
     from .kernel import KernelBackend
 
 __all__ = ["Backend", "IoctlArg", "open_backend", "BACKEND_NAMES"]
-
-log = logging.getLogger("xeclient.backends")
 
 BACKEND_NAMES = ("auto", "kernel", "fake")
 
@@ -39,6 +36,9 @@ def open_backend(name: str | None = None, **options: Any) -> Backend:
         return _fake(**options)
     if name != "auto":
         raise ValueError(f"unknown backend {name!r}: choose one of {', '.join(BACKEND_NAMES)}")
+    import logging
+
+    log = logging.getLogger("xeclient.backends")
     kernel = _kernel()
     reason = kernel.probe()
     if reason is None:

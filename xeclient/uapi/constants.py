@@ -123,12 +123,16 @@ class ConfigFlag(enum.IntFlag):
     HAS_VRAM = 1 << 0
     HAS_LOW_LATENCY = 1 << 1
     HAS_CPU_ADDR_MIRROR = 1 << 2
+    HAS_NO_COMPRESSION_HINT = 1 << 3
+    HAS_DISABLE_STATE_CACHE_PERF_FIX = 1 << 4
+    HAS_PURGING_SUPPORT = 1 << 5
 
 
 class GemCreateFlag(enum.IntFlag):
     DEFER_BACKING = 1 << 0
     SCANOUT = 1 << 1
     NEEDS_VISIBLE_VRAM = 1 << 2
+    NO_COMPRESSION = 1 << 3  #: graphics version 20+; -EOPNOTSUPP before
 
 
 class CpuCaching(enum.IntEnum):
@@ -151,6 +155,11 @@ class BindFlag(enum.IntFlag):
     DUMPABLE = 1 << 3
     CHECK_PXP = 1 << 4
     CPU_ADDR_MIRROR = 1 << 5
+    MADVISE_AUTORESET = 1 << 6
+    DECOMPRESS = 1 << 7
+
+
+DRM_XE_MAX_SYNCS = 1024  #: declared with drm_xe_exec; VM_BIND rejects num_syncs above it (spec 5.3)
 
 
 class SyncType(enum.IntEnum):

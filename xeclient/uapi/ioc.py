@@ -12,7 +12,7 @@ arch guard below refuses them rather than producing silently wrong codes.
 
 from __future__ import annotations
 
-import platform
+import os
 
 IOC_NRBITS = 8
 IOC_TYPEBITS = 8
@@ -33,7 +33,7 @@ _ASM_GENERIC_MACHINES = frozenset({"x86_64", "amd64", "i386", "i686", "aarch64",
 
 def check_arch(machine: str | None = None) -> None:
     """Raise ``RuntimeError`` on an architecture whose ``_IOC`` layout differs."""
-    machine = (machine or platform.machine()).lower()
+    machine = (machine or os.uname().machine).lower()
     if machine and machine not in _ASM_GENERIC_MACHINES:
         raise RuntimeError(
             f"xeclient computes ioctl request codes with the asm-generic _IOC layout; "

@@ -7,7 +7,7 @@ fake backend can dispatch on the same table.  Codes: spec sections 1.1, 2 and 3.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ._ffi_abi import ffi
 from .constants import DRM_COMMAND_BASE, DRM_IOCTL_BASE
@@ -16,8 +16,7 @@ from .ioc import IO, IOC_NR, IOW, IOWR, check_arch
 check_arch()
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(NamedTuple):
     """One ioctl request: its code, its UAPI name and the struct it carries."""
 
     code: int
