@@ -121,7 +121,7 @@ class Device:
         driven by another driver (the message names it).
         """
         owns = not isinstance(backend, Backend)
-        be = open_backend(backend, **backend_options) if owns else backend  # type: ignore[arg-type]
+        be: Backend = backend if isinstance(backend, Backend) else open_backend(backend, **backend_options)
         try:
             if path is None:
                 nodes = be.render_nodes()

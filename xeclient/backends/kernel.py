@@ -85,7 +85,7 @@ class KernelBackend:
                     if _INT_MIN <= arg <= _INT_MAX:
                         return fcntl.ioctl(fd, request, arg)
                     return _libc_ioctl(fd, request, arg)
-                return fcntl.ioctl(fd, request, arg, True)  # type: ignore[call-overload]
+                return int(fcntl.ioctl(fd, request, arg, True))  # type: ignore[call-overload]
             except InterruptedError:
                 continue
             except OSError as exc:

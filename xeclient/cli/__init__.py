@@ -40,7 +40,7 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     wanted = next((a for a in argv if a in COMMANDS), None)
     for name, (module, help_text) in COMMANDS.items():
         if name == wanted:
-            importlib.import_module(module).register(sub)  # type: ignore[attr-defined]
+            importlib.import_module(module).register(sub)
         else:
             sub.add_parser(name, help=help_text, add_help=False)
     return parser

@@ -161,7 +161,7 @@ class FakeBackend:
         try:
             if isinstance(arg, int):
                 return fcntl.ioctl(fd, request, arg)
-            return fcntl.ioctl(fd, request, arg, True)  # type: ignore[call-overload]
+            return int(fcntl.ioctl(fd, request, arg, True))  # type: ignore[call-overload]
         except OSError as exc:
             return -(exc.errno or errno.EIO)
 

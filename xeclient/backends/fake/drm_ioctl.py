@@ -225,6 +225,10 @@ def _copy_out(arg: IoctlArg, data: bytes) -> bool:
     return True
 
 
+#: xe's ioctl table size before the series (0x00-0x0f): VM_RESTART and WATCH_QUEUE are 0x10/0x11.
+PRE_SERIES_NUM_IOCTLS = 0x10
+
+
 def drm_ioctl(xef: XeFile, cmd: int, arg: IoctlArg) -> int:
     """``drm_ioctl()`` (spec 2): returns 0/positive or ``-errno``; never raises."""
     cmd &= 0xFFFFFFFF
@@ -239,7 +243,8 @@ def drm_ioctl(xef: XeFile, cmd: int, arg: IoctlArg) -> int:
     core, xe_table = ioctl_tables()
     if DRM_COMMAND_BASE <= nr < DRM_COMMAND_END:
         index = nr - DRM_COMMAND_BASE
-        if index >= len(xe_table):
+        num_ioctls = len(xe_table) if device.info.series else PRE_SERIES_NUM_IOCTLS
+        if index >= num_ioctls:
             return -errno.EINVAL
         desc: DrmIoctlDesc | None = xe_table[index]
     else:

@@ -93,6 +93,10 @@ class Preset:
     pat_coh: tuple[int, ...] = XELP_PAT_COH
     reference_clock: int = 19_200_000
     graphics_ver: tuple[int, int] = (20, 1)
+    #: False models an xe driver that predates the VM-error/restart series: its
+    #: ioctl table ends at VM_GET_PROPERTY (0x0f), so 0x10/0x11 are -EINVAL from
+    #: drm_ioctl, and VM_CREATE knows no RESTARTABLE flag (spec 3, 6.2).
+    series: bool = True
 
 
 PRESETS: dict[str, Preset] = {

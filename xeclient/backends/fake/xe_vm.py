@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("xeclient.backends.fake.xe_vm")
 
 ALL_DRM_XE_VM_CREATE_FLAGS = 0x1F  # with the series (RESTARTABLE = 1 << 4)
+PRE_SERIES_VM_CREATE_FLAGS = 0x0F  # mainline before the series
 DRM_XE_MAX_SYNCS = 1024  # [INFERRED] the value is not in the spec
 SUPPORTED_BIND_FLAGS = int(
     BindFlag.READONLY
@@ -172,7 +173,7 @@ def xe_vm_create_ioctl(xef: XeFile, args: Any) -> int:
         return -errno.EINVAL
     if args.reserved[0] or args.reserved[1]:
         return -errno.EINVAL
-    if flags & ~ALL_DRM_XE_VM_CREATE_FLAGS:
+    if flags & ~(ALL_DRM_XE_VM_CREATE_FLAGS if xe.info.series else PRE_SERIES_VM_CREATE_FLAGS):
         return -errno.EINVAL
     if flags & VmCreateFlag.SCRATCH_PAGE and flags & VmCreateFlag.FAULT_MODE and not xe.info.needs_scratch:
         return -errno.EINVAL
