@@ -36,9 +36,11 @@ def test_no_thread_after_shutdown():
     b.evict(c.fd, vm)  # starts the worker thread
     assert b.settle(5.0)
     assert b.device.wq.thread is not None and b.device.wq.thread.is_alive()
+    worker = b.device.wq.thread
     b.shutdown()
-    assert not b.device.wq.thread.is_alive()
-    assert not [t for t in threading.enumerate() if t.name.startswith("xe-fake-wq")]
+    assert not worker.is_alive()
+    # Only this backend's worker: the session backend's own worker may legitimately run.
+    assert worker not in threading.enumerate()
 
 
 def test_worker_started_lazily():
