@@ -12,8 +12,9 @@
 #   PYTHON          interpreter (default: the real path behind python3, never a pyenv shim)
 #   RK_PYTEST_ARGS  pytest arguments (default below); arguments given to ci.sh replace them
 #   RK_TIMEOUT      VM time limit in seconds (default 600)
-#   RK_CI_OUT       directory for console.log, junit.xml, rc (default: a fresh mktemp dir)
-#   PYTEST_DISABLE_PLUGIN_AUTOLOAD  defaults to 1 here (autoloaded plugins cost seconds under TCG)
+#   RK_CI_OUT       directory for console.log, junit.xml, rc (default: a fresh mktemp dir,
+#                   removed after a green run)
+#   (PYTEST_DISABLE_PLUGIN_AUTOLOAD is set to 1: load plugins with -p in your own arguments)
 set -euo pipefail
 RK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$RK_DIR/../.."
@@ -31,7 +32,7 @@ fi
 PYTHON=$("$PYTHON" -c 'import sys; print(sys.executable)')
 log "python: $PYTHON"
 
-default_args="-m realkernel tests/realkernel -p xeclient.pytest_plugin -q -rs"
+default_args="-p xeclient.pytest_plugin -p pytest_timeout -m realkernel tests/realkernel -q -rs"
 if (($#)); then
     pytest_args=("$@")
 else
@@ -46,7 +47,9 @@ out=${RK_CI_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/xeclient-rk-ci.XXXXXX")}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 rm -f "$out/junit.xml"
-export PYTEST_DISABLE_PLUGIN_AUTOLOAD=${PYTEST_DISABLE_PLUGIN_AUTOLOAD-1}
+# Autoloaded plugins (hypothesis, benchmark) cost seconds under TCG; the default arguments load the
+# two we need with -p, and -p of an entry-point plugin that also autoloads is an error.
+export PYTEST_DISABLE_PLUGIN_AUTOLOAD=1
 
 rc=0
 "$RK_DIR/run-in-vm.sh" --kernel "$kdir" --timeout "${RK_TIMEOUT:-600}" --out "$out" -- \
@@ -76,5 +79,9 @@ PY
     fi
 fi
 log "wall times: kernel $(secs "$t0" "$t1") s, VM run $(secs "$t1" "$t2") s, total $(secs "$t0" "$t2") s; exit $rc"
-log "artifacts: $out"
+if [[ -z ${RK_CI_OUT:-} && $rc == 0 ]]; then
+    rm -rf "$out"
+else
+    log "artifacts (console.log, junit.xml): $out"
+fi
 exit "$rc"
