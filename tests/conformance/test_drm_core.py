@@ -140,8 +140,7 @@ def test_handles_and_ids_start_at_one_per_file(xe_backend, xe_node):
             c = RawClient(xe_backend, fd)
             assert c.vm() == 1
             assert c.bo() == 1
-            e, _ = c.exec_engine()
-            assert c.queue(1, e) == 1
+            assert c.queue(1, *c.exec_engine()) == 1
     finally:
         for fd in fds:
             xe_backend.close(fd)

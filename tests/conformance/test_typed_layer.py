@@ -11,16 +11,26 @@ from collections.abc import Iterator
 
 import pytest
 
-from xeclient import Device, EngineClass, IoctlError, MemClass, VmCreateFlag, Watch
+from xeclient import CpuCaching, Device, EngineClass, IoctlError, MemClass, VmCreateFlag, Watch
 from xeclient.backends import Backend
 
 LR_RESTARTABLE = VmCreateFlag.LR_MODE | VmCreateFlag.RESTARTABLE
 
 
 @pytest.fixture
-def dev(xe_backend: Backend) -> Iterator[Device]:
-    with Device.open(backend=xe_backend) as device:
+def dev(xe_backend: Backend, xe_node: str) -> Iterator[Device]:
+    # the node under test (--xe-device), not whichever xe node happens to be first
+    with Device.open(xe_node, backend=xe_backend) as device:
         yield device
+
+
+def _exec_engine_class(dev: Device) -> EngineClass:
+    """COMPUTE where the device has one, else RENDER (TGL-class parts have no compute engine)."""
+    classes = {e.engine_class for e in dev.query_engines()}
+    for engine_class in (EngineClass.COMPUTE, EngineClass.RENDER):
+        if engine_class in classes:
+            return engine_class
+    pytest.skip("the device has neither a compute nor a render engine")
 
 
 def _fds() -> set[str]:
@@ -39,7 +49,8 @@ def test_queries(dev: Device) -> None:
     assert config.va_bits >= 32
     assert config.min_alignment in (4096, 65536)
     engines = dev.query_engines()
-    assert any(e.engine_class == EngineClass.RENDER for e in engines)
+    # an engine that runs batches: RENDER on most parts, only COMPUTE on PVC-class ones
+    assert any(e.engine_class in (EngineClass.RENDER, EngineClass.COMPUTE) for e in engines)
     regions = dev.query_mem_regions()
     assert regions[0].mem_class == MemClass.SYSMEM and regions[0].instance == 0
     assert all(r.used <= r.total_size for r in regions)
@@ -78,7 +89,10 @@ def test_restart_of_non_restartable_vm_is_einval(dev: Device) -> None:
 
 def test_bind_unbind_updates_bindings(dev: Device) -> None:
     placement = "vram" if dev.vram_mask() else "sysmem"
-    with dev.create_vm(LR_RESTARTABLE) as vm, dev.create_bo(1 << 20, placement) as bo:
+    # WC caching: a WC BO binds with any PAT index, while a WB one needs the platform's coherent
+    # index (PAT 0 is not coherent on MTL and Xe2).  1 MiB at 2 MiB suits every min_page_size.
+    assert all(r.min_page_size <= 1 << 20 for r in dev.query_mem_regions())
+    with dev.create_vm(LR_RESTARTABLE) as vm, dev.create_bo(1 << 20, placement, cpu_caching=CpuCaching.WC) as bo:
         seen: list[tuple[str, int]] = []
 
         class Observer:
@@ -105,7 +119,7 @@ def test_bo_close_and_double_close(dev: Device) -> None:
 
 def test_exec_queue_on_compute(dev: Device) -> None:
     with dev.create_vm(LR_RESTARTABLE) as vm:
-        q = dev.create_exec_queue(vm, EngineClass.COMPUTE)
+        q = dev.create_exec_queue(vm, _exec_engine_class(dev))
         assert q.id >= 1 and vm.exec_queues == {q.id: q}
     assert q.destroyed  # destroying the VM destroyed its queues first
 
@@ -119,18 +133,18 @@ def test_watch_subscribe_twice_on_one_file_is_ebusy(dev: Device) -> None:
         assert w.poll() == []
 
 
-def test_objects_leak_no_descriptor(xe_backend: Backend) -> None:
+def test_objects_leak_no_descriptor(xe_backend: Backend, xe_node: str) -> None:
     before = _fds()
     for _ in range(20):
-        with Device.open(backend=xe_backend) as dev, dev.watch() as w:
+        with Device.open(xe_node, backend=xe_backend) as dev, dev.watch() as w:
             w.poll()
             with dev.create_vm(LR_RESTARTABLE):
                 pass
     assert _fds() == before
 
 
-def test_closed_device_refuses_calls(xe_backend: Backend) -> None:
-    dev = Device.open(backend=xe_backend)
+def test_closed_device_refuses_calls(xe_backend: Backend, xe_node: str) -> None:
+    dev = Device.open(xe_node, backend=xe_backend)
     dev.close()
     dev.close()
     with pytest.raises(ValueError, match="closed"):

@@ -72,8 +72,10 @@ class GuardedPage:
 
 
 @pytest.fixture
-def guarded() -> GuardedPage:
-    return GuardedPage()  # not unmapped: the buffer export would make close() fail; tiny
+def guarded() -> Iterator[GuardedPage]:
+    page = GuardedPage()
+    yield page
+    page.map.close()  # the address was taken from a temporary export, so the map can be unmapped
 
 
 # --- header checks (one combined EINVAL) -------------------------------------------------------------

@@ -3,12 +3,18 @@
 Not reachable: step 8 (down_write_killable is never interrupted here), DECOMPRESS /
 AUTORESET / PXP (bit values unknown: unknown flags), hardware-reserved PAT entries
 (none in the Xe_LP table).
+
+PAT indices differ per platform (Xe_LP: 0 is WB and coherent; MTL and Xe2: 0 is not), so
+binds use the device's coherent index (``c.coherent_pat()``, the first of the plugin's
+``USERPTR_PAT_INDICES`` the driver takes for a userptr) and the non-coherent cases use
+``c.noncoherent_pat()`` (an index a WB BO refuses and a WC BO takes).  BOs here are in
+system memory, where no 64K page rule applies.
 """
 
 from __future__ import annotations
 
 import errno
-import struct
+from collections.abc import Iterator
 
 import pytest
 import rawabi as abi
@@ -19,8 +25,10 @@ ADDR = 0x100000
 
 
 @pytest.fixture
-def c(xe_backend, xe_file) -> RawClient:
-    return RawClient(xe_backend, xe_file)
+def c(xe_backend, xe_file, xe_node) -> Iterator[RawClient]:
+    client = RawClient(xe_backend, xe_file, xe_node, check_jobs=True)
+    yield client
+    client.close()
 
 
 @pytest.fixture
@@ -33,7 +41,15 @@ def bo(c) -> int:
     return c.bo(SZ)
 
 
+def noncoherent(c: RawClient) -> int:
+    pat = c.noncoherent_pat()
+    if pat is None:
+        pytest.skip(f"no non-coherent PAT index among {abi.NONCOHERENT_PAT_CANDIDATES}")
+    return pat
+
+
 def bind(c: RawClient, vm: int, **kw) -> int:
+    kw.setdefault("pat_index", c.coherent_pat())
     top = {
         k: kw.pop(k)
         for k in list(kw)
@@ -67,7 +83,10 @@ def test_step5_vector_fault_efault(c, vm):
 
 def test_step5_vector_of_binds(c, vm):
     bos = [c.bo(SZ) for _ in range(3)]
-    vec = UserMem(b"".join(abi.vm_bind_op(obj=h, range=SZ, addr=ADDR + i * SZ) for i, h in enumerate(bos)))
+    pat = c.coherent_pat()
+    vec = UserMem(
+        b"".join(abi.vm_bind_op(obj=h, range=SZ, addr=ADDR + i * SZ, pat_index=pat) for i, h in enumerate(bos))
+    )
     assert c.call(abi.VM_BIND, abi.vm_bind(vm, num_binds=3, vector=vec.addr)) == 0
     # the whole range is mapped: unmapping it in one op works, a second UNMAP_ALL finds nothing to do
     assert bind(c, vm, op=abi.OP_UNMAP, range=3 * SZ, addr=ADDR) == 0
@@ -97,7 +116,7 @@ COMBINED = [
     ("USERPTR with obj", {"op": abi.OP_MAP_USERPTR, "obj": "bo", "range": SZ, "addr": ADDR}),
     (
         "USERPTR non-coherent PAT",
-        {"op": abi.OP_MAP_USERPTR, "obj_offset": 0x10000, "range": SZ, "addr": ADDR, "pat_index": abi.PAT_WC},
+        {"op": abi.OP_MAP_USERPTR, "obj_offset": 0x10000, "range": SZ, "addr": ADDR, "pat_index": "noncoherent"},
     ),
     ("obj on PREFETCH", {"op": abi.OP_PREFETCH, "obj": "bo", "range": SZ, "addr": ADDR}),
     ("prefetch region on MAP", {"op": abi.OP_MAP, "obj": "bo", "range": SZ, "addr": ADDR, "prefetch": 1}),
@@ -111,6 +130,8 @@ def test_step6_combined_check(c, vm, bo, why, kw):
     kw = dict(kw)
     if kw.get("obj") == "bo":
         kw["obj"] = bo
+    if kw.get("pat_index") == "noncoherent":
+        kw["pat_index"] = noncoherent(c)
     assert bind(c, vm, **kw) == errno.EINVAL
 
 
@@ -173,9 +194,12 @@ def test_step11_range_or_offset_beyond_bo(c, vm, bo):
 
 
 def test_step11_wb_bo_needs_coherent_pat(c, vm, bo):
-    assert bind(c, vm, obj=bo, range=SZ, addr=ADDR, pat_index=abi.PAT_WC) == errno.EINVAL
+    pat = noncoherent(c)
+    assert bind(c, vm, obj=bo, range=SZ, addr=ADDR, pat_index=pat) == errno.EINVAL
     wc = c.bo(SZ, cpu_caching=abi.WC)
-    assert bind(c, vm, obj=wc, range=SZ, addr=ADDR, pat_index=abi.PAT_WC) == 0
+    assert bind(c, vm, obj=wc, range=SZ, addr=ADDR, pat_index=pat) == 0
+    # the index the userptr rule took is one the BO rule takes for a WB BO too
+    assert bind(c, vm, obj=bo, range=SZ, addr=ADDR + SZ, pat_index=c.coherent_pat()) == 0
 
 
 def test_step11_vm_private_bo_other_vm(c, vm):
@@ -203,10 +227,13 @@ def test_step12_sync_checks(c, vm, bo):
 
 
 def test_step12_user_fence_signalled(c, vm, bo):
+    # A bind's user fence is a CPU address, written by a kernel worker when the bind is done:
+    # asynchronously on hardware, so wait for it (with a timeout) rather than read it at once.
     fence = UserMem(8)
     syncs = UserMem(abi.sync(abi.SYNC_USER_FENCE, addr=fence.addr, timeline_value=0xC0FFEE))
     assert bind(c, vm, obj=bo, range=SZ, addr=ADDR, num_syncs=1, syncs=syncs.addr) == 0
-    assert struct.unpack("<Q", bytes(fence.buf))[0] == 0xC0FFEE
+    assert c.wait_fence(fence.addr, 0xC0FFEE) == 0
+    assert abi.u64(fence.buf, 0) == 0xC0FFEE
 
 
 def test_step13_no_binds_ok(c, vm):
@@ -233,10 +260,13 @@ def test_null_and_prefetch(c, vm):
 
 
 def test_userptr(c, vm):
-    mem = UserMem(SZ + abi.PAGE)
-    start = (mem.addr + abi.PAGE - 1) & ~(abi.PAGE - 1)
-    assert bind(c, vm, op=abi.OP_MAP_USERPTR, obj_offset=start, range=SZ, addr=ADDR) == 0
-    assert bind(c, vm, op=abi.OP_MAP_USERPTR, obj_offset=abi.BAD_PTR, range=SZ, addr=ADDR + SZ) == errno.EFAULT
+    mem = abi.GpuPage(SZ)  # page aligned, and unmapped only after the binding is gone
+    try:
+        assert bind(c, vm, op=abi.OP_MAP_USERPTR, obj_offset=mem.addr, range=SZ, addr=ADDR) == 0
+        assert bind(c, vm, op=abi.OP_MAP_USERPTR, obj_offset=abi.BAD_PTR, range=SZ, addr=ADDR + SZ) == errno.EFAULT
+        assert bind(c, vm, op=abi.OP_UNMAP, range=SZ, addr=ADDR) == 0
+    finally:
+        mem.close()
 
 
 def test_bind_after_gem_close_keeps_bo(c, vm, bo):

@@ -2,12 +2,18 @@
 
 Not reachable: step 6's SR-IOV scheduling-group check (not a VF); the interruptible locks.
 Banned-VM answers (ENOENT, ECANCELED) are in tests/fake/test_rebind_worker.py.
+
+Hardware: every job submitted here runs a batch the test bound first (``bind_spin_batch``
+for LR queues, ``bind_end_batch`` for dma-fence queues); a job at an unbound address would
+page-fault and reset the engine.  ``RawClient.exec`` refuses such a job, and the ``c``
+fixture destroys every queue that got a job, so the GPU is idle after each test.
 """
 
 from __future__ import annotations
 
 import errno
 import struct
+from collections.abc import Iterator
 
 import pytest
 import rawabi as abi
@@ -15,8 +21,10 @@ from rawabi import RawClient, UserMem, u32, u64
 
 
 @pytest.fixture
-def c(xe_backend, xe_file) -> RawClient:
-    return RawClient(xe_backend, xe_file)
+def c(xe_backend, xe_file, xe_node) -> Iterator[RawClient]:
+    client = RawClient(xe_backend, xe_file, xe_node, check_jobs=True)
+    yield client
+    client.close()
 
 
 def create(c: RawClient, vm: int, instances: bytes, **kw) -> tuple[int, bytearray]:
@@ -51,8 +59,8 @@ def test_step3_instances_fault(c):
 
 def test_step4_bad_gt(c):
     vm = c.vm()
-    cls, inst = c.exec_engine()
-    assert create(c, vm, abi.eci(cls, inst, gt_id=7))[0] == errno.EINVAL
+    cls, inst, _gt = c.exec_engine()
+    assert create(c, vm, abi.eci(cls, inst, gt_id=max(c.gt_ids()) + 1))[0] == errno.EINVAL
 
 
 @pytest.mark.parametrize("kw,inst", [({"width": 2}, 0), ({"num_placements": 2}, 0), ({}, 1)])
@@ -151,12 +159,18 @@ def test_exec_batch_count_must_match_width(c):
 
 
 def test_exec_zero_batches_only_signals(c):
+    """No batch: no job; the syncs are still parsed (a bad pointer is EFAULT), then the exec returns 0.
+
+    Not asserted: the user fence's value.  For EXEC a user fence address is a *GPU* address
+    that the ring writes when a job completes (xe_sync_entry_parse keeps only ``addr`` for
+    exec); with no job the kernel writes nothing, while the fake writes the CPU word.
+    """
     vm = c.vm(abi.LR_MODE)
     q = c.queue(vm, *c.exec_engine())
     fence = UserMem(8)
     syncs = UserMem(abi.sync(abi.SYNC_USER_FENCE, addr=fence.addr, timeline_value=7))
+    assert c.exec(q, num_batch_buffer=0, num_syncs=1, syncs=abi.BAD_PTR) == errno.EFAULT
     assert c.exec(q, num_batch_buffer=0, num_syncs=1, syncs=syncs.addr) == 0
-    assert u64(fence.buf, 0) == 7
 
 
 def test_exec_lr_syncobj_signal_unsupported(c):
@@ -168,21 +182,30 @@ def test_exec_lr_syncobj_signal_unsupported(c):
 
 def test_exec_lr_job_in_flight_until_destroy(c):
     vm = c.vm(abi.LR_MODE)
+    batch = c.bind_spin_batch(vm)  # an endless, preemptible batch: the job never ends by itself
     q = c.queue(vm, *c.exec_engine())
-    assert c.exec(q) == 0
-    assert c.exec(q) == 0
+    assert c.exec(q, address=batch) == 0
+    assert c.exec(q, address=batch) == 0
     assert c.call(abi.VM_DESTROY, abi.vm_destroy(vm)) == errno.EBUSY
-    assert c.destroy_queue(q) == 0
+    assert c.destroy_queue(q) == 0  # ends the jobs
     assert c.call(abi.VM_DESTROY, abi.vm_destroy(vm)) == 0
 
 
 def test_exec_dma_fence_mode_completes(c):
+    """A dma-fence job ends by itself and its user fence gets written -- by the GPU, asynchronously.
+
+    The fence is a GPU address (EXEC user fences are written by the ring); the batch page is
+    bound at its own CPU address, so the same u64 is the one WAIT_USER_FENCE reads.
+    """
     vm = c.vm()
+    batch = c.bind_end_batch(vm)  # MI_BATCH_BUFFER_END: a spinning batch would never complete here
+    fence = batch - abi.BATCH_OFFSET + abi.EXEC_FENCE_OFFSET
     q = c.queue(vm, *c.exec_engine())
-    fence = UserMem(8)
-    syncs = UserMem(abi.sync(abi.SYNC_USER_FENCE, addr=fence.addr, timeline_value=3))
-    assert c.exec(q, num_syncs=1, syncs=syncs.addr) == 0
-    assert u64(fence.buf, 0) == 3
+    syncs = UserMem(abi.sync(abi.SYNC_USER_FENCE, addr=fence, timeline_value=3))
+    assert c.exec(q, address=batch, num_syncs=1, syncs=syncs.addr) == 0
+    assert c.wait_fence(fence, 3) == 0
+    assert c.peek(fence) == 3
+    assert c.destroy_queue(q) == 0
 
 
 def test_wait_user_fence(c):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import struct
+from collections.abc import Iterator
 
 import pytest
 import rawabi as abi
@@ -17,8 +18,10 @@ SZ = 64 * 1024
 
 
 @pytest.fixture
-def c(xe_backend, xe_file) -> RawClient:
-    return RawClient(xe_backend, xe_file)
+def c(xe_backend, xe_file, xe_node) -> Iterator[RawClient]:
+    client = RawClient(xe_backend, xe_file, xe_node, check_jobs=True)
+    yield client
+    client.close()
 
 
 def create(c: RawClient, size: int = SZ, placement: int = 1, cpu_caching: int = abi.WB, **kw) -> tuple[int, bytearray]:

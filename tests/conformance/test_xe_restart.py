@@ -8,6 +8,7 @@ after a VM_ERR) is the recovery story: tests/fake/test_recovery_e2e.py.
 from __future__ import annotations
 
 import errno
+from collections.abc import Iterator
 
 import pytest
 import rawabi as abi
@@ -15,8 +16,10 @@ from rawabi import RawClient
 
 
 @pytest.fixture
-def c(xe_backend, xe_file) -> RawClient:
-    return RawClient(xe_backend, xe_file)
+def c(xe_backend, xe_file, xe_node) -> Iterator[RawClient]:
+    client = RawClient(xe_backend, xe_file, xe_node, check_jobs=True)
+    yield client
+    client.close()  # destroys the queues that got a job: an LR job never ends by itself
 
 
 @pytest.mark.parametrize("kw", [{"pad": 1}, {"reserved": 1}, {"reserved": 1 << 63}])
@@ -64,6 +67,8 @@ def test_row7_timestamp_is_not_validated(c):
 def test_row9_running_vm_ealready(c):
     vm = c.vm(abi.LR_MODE | abi.RESTARTABLE)
     assert c.restart(vm) == errno.EALREADY
+    batch = c.bind_spin_batch(vm)  # a real, endless job: at an unbound address it would page-fault
     q = c.queue(vm, *c.exec_engine())
-    assert c.exec(q) == 0
+    assert c.exec(q, address=batch) == 0
     assert c.restart(vm) == errno.EALREADY
+    assert c.destroy_queue(q) == 0

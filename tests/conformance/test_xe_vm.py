@@ -8,6 +8,7 @@ covered for both answers in tests/fake/test_presets.py.
 from __future__ import annotations
 
 import errno
+from collections.abc import Iterator
 
 import pytest
 import rawabi as abi
@@ -33,8 +34,10 @@ DG2_WA_IDS = {
 
 
 @pytest.fixture
-def c(xe_backend, xe_file) -> RawClient:
-    return RawClient(xe_backend, xe_file)
+def c(xe_backend, xe_file, xe_node) -> Iterator[RawClient]:
+    client = RawClient(xe_backend, xe_file, xe_node, check_jobs=True)
+    yield client
+    client.close()
 
 
 def _wa_scratch(c: RawClient) -> int:

@@ -258,11 +258,19 @@ def test_igt_pattern_write_end_closed_then_removal_then_eof(
 
 
 def test_removal_before_set_size_is_dropped(xe_backend: Backend, pipes: Pipes, open_file: Callable[[], int]) -> None:
+    # xe_file_destroy may run some time after close(): a sized witness pipe on the same file says
+    # when it has run, instead of a fixed wait after which a late REMOVAL could still arrive.  The
+    # witness subscribes first, so once it has its REMOVAL the unsized pipe's was already posted
+    # and dropped (remove_watch_list takes the newest watch first).
     drm = open_file()
+    witness, _ = pipes.new()
     r, _ = pipes.new(size=None)
+    assert subscribe(xe_backend, drm, witness, 2) == 0
     assert subscribe(xe_backend, drm, r, 1) == 0
     xe_backend.close(drm)
-    assert wait_readable(r, 200) == 0
+    assert wait_readable(witness) == POLLIN | POLLRDNORM
+    assert xe_backend.read(witness, 64) == removal(2)
+    assert wait_readable(r, 0) == 0
     assert xe_backend.ioctl(r, SET_SIZE, 1) == 0
     assert errno_of(xe_backend.read, r, 64) == errno.EAGAIN  # neither the record nor a LOSS
 
