@@ -145,6 +145,28 @@ def xe_sync_entries_signal(syncs: list[XeSyncEntry]) -> None:
                 pass
 
 
+def xe_exec_user_fences_signal(vm: Any, syncs: list[XeSyncEntry]) -> None:
+    """Complete an exec job's user fences: the ring stores ``timeline_value`` at a *GPU* address.
+
+    For exec, ``xe_sync_entry_parse`` keeps ``addr`` as a GPU address in the VM
+    (not a user pointer, unlike VM_BIND); the job's ring writes it when the batch
+    completes.  The fake can make that write visible only where the address lies
+    in a userptr mapping, whose backing is process memory: it is translated to
+    the CPU address and written there.  Elsewhere (BO-backed or unmapped) there is
+    no CPU-visible effect, as on hardware without a CPU mapping of the BO.
+    """
+    for s in syncs:
+        if not s.is_user_fence:
+            continue
+        for vma in vm.vmas:
+            if vma.userptr and vma.addr <= s.addr and s.addr + 8 <= vma.addr + vma.range:
+                try:
+                    usercopy.copy_to_user(vma.userptr + (s.addr - vma.addr), struct.pack("<Q", s.timeline_value))
+                except usercopy.EFault:
+                    pass
+                break
+
+
 # --- EXEC_QUEUE_CREATE / DESTROY / properties ------------------------------------------
 def _exec_queue_set_property(xef: XeFile, q: XeExecQueue | None) -> Any:
     xe = xef.device
@@ -302,8 +324,7 @@ def xe_exec_ioctl(xef: XeFile, args: Any) -> int:
         except usercopy.EFault:
             return -errno.EFAULT
     if not args.num_batch_buffer:
-        xe_sync_entries_signal(syncs)
-        return 0
+        return 0  # no job: nothing runs on the ring, so no user fence is written
     if vm.closed_or_banned:
         return -errno.ECANCELED
     if vm.in_lr_mode:
@@ -316,9 +337,9 @@ def xe_exec_ioctl(xef: XeFile, args: Any) -> int:
                 return err
     q.submitted += 1
     if vm.in_lr_mode:
-        q.jobs += 1
+        q.jobs += 1  # a long-running job never completes, so its user fences never signal
     else:
-        xe_sync_entries_signal(syncs)
+        xe_exec_user_fences_signal(vm, syncs)  # the fake's jobs complete at once
     xe_vm_reactivate_rebind(vm)
     return 0
 
