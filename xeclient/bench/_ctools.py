@@ -1,4 +1,4 @@
-"""The C references (``tools/bench/*.c``), built at run time with the system compiler.
+"""The C references (``xeclient/bench/csrc/*.c``, shipped as package data), built at run time with the system compiler.
 
 Binaries go to a cache directory keyed by a hash of the source, the compiler
 and the flags, so a second run starts at once and an edited source is rebuilt.
@@ -29,10 +29,10 @@ def default_cache_dir() -> str:
 
 
 def sources_dir() -> Path | None:
-    """``tools/bench`` of the source tree this package runs from (env ``XECLIENT_BENCH_TOOLS`` overrides)."""
+    """The C sources shipped beside this module (env ``XECLIENT_BENCH_TOOLS`` overrides)."""
     env = os.environ.get("XECLIENT_BENCH_TOOLS")
     candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[2] / "tools" / "bench")
+    candidates.append(Path(__file__).resolve().parent / "csrc")
     for path in candidates:
         if (path / "floor_reader.c").is_file():
             return path
@@ -53,10 +53,10 @@ def compiler() -> list[str] | None:
 
 
 def build(name: str, cache_dir: str | None = None) -> str:
-    """Path of the built ``tools/bench/<name>.c``, compiling it into the cache if needed."""
+    """Path of the built ``csrc/<name>.c``, compiling it into the cache if needed."""
     src_dir = sources_dir()
     if src_dir is None:
-        raise CToolUnavailable("no C sources (tools/bench/ is not beside this package; set XECLIENT_BENCH_TOOLS)")
+        raise CToolUnavailable("no C sources (xeclient/bench/csrc/ is missing from this install; set XECLIENT_BENCH_TOOLS)")
     source = src_dir / f"{name}.c"
     if not source.is_file():
         raise CToolUnavailable(f"no {source}")

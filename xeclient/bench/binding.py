@@ -2,7 +2,7 @@
 
 * FIONREAD (0x541B) with a 4-byte buffer on the read end of a plain pipe,
   through ``KernelBackend.ioctl`` (the seam's kernel path, no device needed),
-  against the same ioctl in a C loop (``tools/bench/ioctl_loop.c``): the
+  against the same ioctl in a C loop (``xeclient/bench/csrc/ioctl_loop.c``): the
   difference is what the binding adds per call.
 * On the fake: the same FIONREAD through ``FakeBackend.ioctl`` (it forwards
   descriptors it does not own to the OS), and VM_CREATE + VM_DESTROY through

@@ -6,7 +6,7 @@ callback subtracts that stamp from ``time.monotonic_ns()`` on entry.  Four
 readers of the same stream (same bytes, same rate, same producer code):
 
 * the **C floor**: the records written into a real OS pipe, read by
-  ``tools/bench/floor_reader.c`` (poll + read) in its own process;
+  ``xeclient/bench/csrc/floor_reader.c`` (poll + read) in its own process;
 * a **plain Python poll+read reader** thread on a real pipe (second reference);
 * the **Listener** with the main thread idle (blocked in ``Event.wait``);
 * the **Listener** with the main thread busy in pure Python (holding the GIL).
