@@ -31,6 +31,10 @@ _LAZY = {
     "Unknown": "events",
     "MalformedRecord": "events",
     "Listener": "listener",
+    "ListenerStats": "listener",
+    "EndReason": "listener",
+    "ForkedListenerError": "listener",
+    "VmSupervisor": "recovery",
     "WorkingSet": "recovery",
     "RecoveryAgent": "recovery",
 }

@@ -37,7 +37,7 @@ def fake_backend(request: pytest.FixtureRequest) -> Iterator[FakeBackend]:
     try:
         yield backend
     finally:
-        backend.shutdown()
+        backend.shutdown(close_pipes=True)  # the test is over: nothing reads its pipes any more
 
 
 @pytest.fixture

@@ -59,7 +59,8 @@ class FakeBackend:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.shutdown()
+        # Leaving the block ends the whole fake kernel, pipes included.
+        self.shutdown(close_pipes=True)
 
     # --- descriptor table ---------------------------------------------------------
     def install(self, fd: int, file: FakeFile) -> int:
@@ -184,12 +185,36 @@ class FakeBackend:
 
         return WatchSource(self, id)
 
-    def shutdown(self) -> None:
-        """Stop the workers and close every descriptor this backend still owns."""
+    def shutdown(self, *, close_pipes: bool = False) -> None:
+        """Stop the workers and close the DRM files this backend still has open.
+
+        Notification pipes are left to whoever holds them, as in the kernel, where
+        a pipe outlives the DRM files posting to it: closing each DRM file sends
+        its watches their REMOVAL record, so a listener ends cleanly ("removed").
+        Closing a pipe here instead would pull a descriptor from under a reader
+        blocked on it -- the race a listener is built never to face.  A test
+        harness that knows no thread reads them any more passes
+        ``close_pipes=True`` to close the pipes too.
+        """
         if self._shut_down:
+            if close_pipes:
+                self._close_remaining()
             return
         self._shut_down = True
+        from .watch_queue import NotificationPipeEnd
+
+        with self._files_lock:
+            fds = [fd for fd, file in self._files.items() if not isinstance(file, NotificationPipeEnd)]
+        for fd in fds:  # DRM files first: xe_file_destroy posts the REMOVAL records
+            try:
+                self.close(fd)
+            except OSError:
+                pass
         self.device.shutdown()
+        if close_pipes:
+            self._close_remaining()
+
+    def _close_remaining(self) -> None:
         with self._files_lock:
             fds = list(self._files)
         for fd in fds:
