@@ -21,7 +21,9 @@ def struct_ioctl(backend: Backend, fd: int, request: int, cdata: Any, context: d
         raise annotate(exc, context) from None
 
 
-def annotate(exc: IoctlError, context: dict[str, object], cls: type[IoctlError] | None = None, hint: str | None = None) -> IoctlError:
+def annotate(
+    exc: IoctlError, context: dict[str, object], cls: type[IoctlError] | None = None, hint: str | None = None
+) -> IoctlError:
     """A copy of ``exc`` whose call names the arguments (and optionally a new class/hint)."""
     call = exc.call.split("(", 1)[0]
     if context:

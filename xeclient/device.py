@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .vm import Vm
     from .watch import TypeFilter, Watch
 
+
 class DrmVersion(NamedTuple):
     name: str
     major: int
@@ -137,7 +138,9 @@ class Device:
                 raise
             if version.name != "xe":
                 device.close()
-                raise NoDeviceError(f"{path} is driven by {version.name!r} ({version.desc}), not by xe: it is not an Xe device")
+                raise NoDeviceError(
+                    f"{path} is driven by {version.name!r} ({version.desc}), not by xe: it is not an Xe device"
+                )
             return device
         except BaseException:
             if owns:
@@ -164,7 +167,10 @@ class Device:
                 present = features.vm_restart if request == DRM_IOCTL_XE_VM_RESTART else features.watch_queue
                 if not present:
                     raise annotate(
-                        exc, context, SeriesMissingError, f"This kernel's xe driver has no {name} (it predates the VM-error/restart series)"
+                        exc,
+                        context,
+                        SeriesMissingError,
+                        f"This kernel's xe driver has no {name} (it predates the VM-error/restart series)",
                     ) from None
             raise
 
@@ -179,9 +185,16 @@ class Device:
             for f, buf in bufs.items():
                 setattr(args, f, buf)
             struct_ioctl(self.backend, self.fd, DRM_IOCTL_VERSION, args, {})
-            text = {f: ffi.string(buf, int(getattr(args, f + "_len"))).decode(errors="replace") for f, buf in bufs.items()}
+            text = {
+                f: ffi.string(buf, int(getattr(args, f + "_len"))).decode(errors="replace") for f, buf in bufs.items()
+            }
             self._cache["version"] = DrmVersion(
-                text["name"], args.version_major, args.version_minor, args.version_patchlevel, text["date"], text["desc"]
+                text["name"],
+                args.version_major,
+                args.version_minor,
+                args.version_patchlevel,
+                text["date"],
+                text["desc"],
             )
         return self._cache["version"]  # type: ignore[no-any-return]
 
@@ -277,7 +290,13 @@ class Device:
         q = ffi.cast("struct drm_xe_query_mem_regions *", ffi.from_buffer(raw))
         regions = [
             MemRegion(
-                MemClass(r.mem_class), r.instance, r.min_page_size, r.total_size, r.used, r.cpu_visible_size, r.cpu_visible_used
+                MemClass(r.mem_class),
+                r.instance,
+                r.min_page_size,
+                r.total_size,
+                r.used,
+                r.cpu_visible_size,
+                r.cpu_visible_used,
             )
             for r in (q.mem_regions[i] for i in range(q.num_mem_regions))
         ]
@@ -313,7 +332,9 @@ class Device:
         if placement == "vram":
             vram = self.vram_mask()
             if not vram:
-                raise NoDeviceError(f"{self.path} has no VRAM region (an integrated part); use placement='sysmem'", errno.EINVAL)
+                raise NoDeviceError(
+                    f"{self.path} has no VRAM region (an integrated part); use placement='sysmem'", errno.EINVAL
+                )
             return vram & -vram
         raise ValueError(f"unknown placement {placement!r}: use 'vram', 'sysmem', 'any' or a region mask")
 
@@ -324,19 +345,37 @@ class Device:
         self._check_open()
         return Vm.create(self, flags)
 
-    def create_bo(self, size: int, placement: int | str = "vram", *, cpu_caching: int | None = None, flags: int = 0, vm: Vm | None = None) -> Bo:
+    def create_bo(
+        self,
+        size: int,
+        placement: int | str = "vram",
+        *,
+        cpu_caching: int | None = None,
+        flags: int = 0,
+        vm: Vm | None = None,
+    ) -> Bo:
         from .bo import Bo
 
         self._check_open()
         return Bo.create(self, size, placement, cpu_caching=cpu_caching, flags=flags, vm=vm)
 
-    def create_exec_queue(self, vm: Vm, engine_class: int = EngineClass.COMPUTE, engine_instance: int = 0, *, gt_id: int = 0, flags: int = 0) -> ExecQueue:
+    def create_exec_queue(
+        self,
+        vm: Vm,
+        engine_class: int = EngineClass.COMPUTE,
+        engine_instance: int = 0,
+        *,
+        gt_id: int = 0,
+        flags: int = 0,
+    ) -> ExecQueue:
         from .exec_queue import ExecQueue
 
         self._check_open()
         return ExecQueue.create(vm, engine_class, engine_instance, gt_id=gt_id, flags=flags)
 
-    def watch(self, watch_id: int = 0, *, nr_notes: int | None = None, filters: list[TypeFilter] | str | None = "xe") -> Watch:
+    def watch(
+        self, watch_id: int = 0, *, nr_notes: int | None = None, filters: list[TypeFilter] | str | None = "xe"
+    ) -> Watch:
         """A notification pipe subscribed to this DRM file's events with ``watch_id``."""
         from .watch import Watch
 

@@ -316,7 +316,11 @@ def parse_records(data: bytes | bytearray | memoryview) -> list[Event]:
             break
         nxt = pos + length
         if nxt > end:
-            append(MalformedRecord(bytes(data[pos:]), f"record of {length} bytes runs past the end ({end - pos} left)", pos))
+            append(
+                MalformedRecord(
+                    bytes(data[pos:]), f"record of {length} bytes runs past the end ({end - pos} left)", pos
+                )
+            )
             break
         rtype = word & 0xFFFFFF
         sub = word >> 24

@@ -71,7 +71,11 @@ class ExecQueue:
         args.address = address
         args.num_batch_buffer = num_batch_buffer
         struct_ioctl(
-            self.device.backend, self.device.fd, DRM_IOCTL_XE_EXEC, args, {"exec_queue_id": self.id, "address": hex(address)}
+            self.device.backend,
+            self.device.fd,
+            DRM_IOCTL_XE_EXEC,
+            args,
+            {"exec_queue_id": self.id, "address": hex(address)},
         )
         self.jobs_submitted += 1
 
@@ -85,7 +89,9 @@ class ExecQueue:
             return
         args = ffi.new("struct drm_xe_exec_queue_destroy *")
         args.exec_queue_id = self.id
-        struct_ioctl(self.device.backend, self.device.fd, DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, args, {"exec_queue_id": self.id})
+        struct_ioctl(
+            self.device.backend, self.device.fd, DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, args, {"exec_queue_id": self.id}
+        )
 
     close = destroy
 

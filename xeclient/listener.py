@@ -302,11 +302,17 @@ class Listener:
 
     # --- handlers -------------------------------------------------------------------------
     @overload
-    def add_handler(self, callback: Callable[[E], object], event_type: type[E], *, watch_id: int | None = None) -> Callable[[E], object]: ...
+    def add_handler(
+        self, callback: Callable[[E], object], event_type: type[E], *, watch_id: int | None = None
+    ) -> Callable[[E], object]: ...
 
     @overload
     def add_handler(
-        self, callback: Callable[[Event], object], event_type: tuple[type[Event], ...] | None = None, *, watch_id: int | None = None
+        self,
+        callback: Callable[[Event], object],
+        event_type: tuple[type[Event], ...] | None = None,
+        *,
+        watch_id: int | None = None,
     ) -> Callable[[Event], object]: ...
 
     def add_handler(self, callback: Handler, event_type: EventTypes = None, *, watch_id: int | None = None) -> Handler:
@@ -339,7 +345,9 @@ class Listener:
             self._route_cache = {}
 
     @overload
-    def on(self, event_type: type[E], *, watch_id: int | None = None) -> Callable[[Callable[[E], object]], Callable[[E], object]]: ...
+    def on(
+        self, event_type: type[E], *, watch_id: int | None = None
+    ) -> Callable[[Callable[[E], object]], Callable[[E], object]]: ...
 
     @overload
     def on(
@@ -401,8 +409,12 @@ class Listener:
             except BaseException:
                 os.close(run.stop_fd)
                 raise
-            run.reader = threading.Thread(target=self._read_loop, args=(run, wake_fd), name=f"{self.name}-reader", daemon=True)
-            run.dispatcher = threading.Thread(target=self._dispatch_loop, args=(run,), name=f"{self.name}-dispatch", daemon=True)
+            run.reader = threading.Thread(
+                target=self._read_loop, args=(run, wake_fd), name=f"{self.name}-reader", daemon=True
+            )
+            run.dispatcher = threading.Thread(
+                target=self._dispatch_loop, args=(run,), name=f"{self.name}-dispatch", daemon=True
+            )
             self._run = run
             watch._listener = self
             self.ended_reason = None

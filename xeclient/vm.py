@@ -97,15 +97,21 @@ class Vm:
         return sum(b.range for b in self.bindings.values())
 
     # --- binding --------------------------------------------------------------------
-    def bind(self, bo: Bo, addr: int, *, offset: int = 0, range: int | None = None, flags: int = 0, pat_index: int = 0) -> Binding:
+    def bind(
+        self, bo: Bo, addr: int, *, offset: int = 0, range: int | None = None, flags: int = 0, pat_index: int = 0
+    ) -> Binding:
         """Map ``range`` bytes of ``bo`` (default: all of it from ``offset``) at GPU ``addr``."""
         size = bo.size - offset if range is None else range
-        self._bind_op(BindOp.MAP, obj=bo.handle, addr=addr, range=size, obj_offset=offset, flags=flags, pat_index=pat_index)
+        self._bind_op(
+            BindOp.MAP, obj=bo.handle, addr=addr, range=size, obj_offset=offset, flags=flags, pat_index=pat_index
+        )
         return self._record(Binding(addr=addr, range=size, bo=bo, offset=offset))
 
     def bind_userptr(self, userptr: int, addr: int, range: int, *, flags: int = 0, pat_index: int = 0) -> Binding:
         """Map ``range`` bytes of process memory at ``userptr`` (page aligned) at ``addr``."""
-        self._bind_op(BindOp.MAP_USERPTR, obj=0, addr=addr, range=range, obj_offset=userptr, flags=flags, pat_index=pat_index)
+        self._bind_op(
+            BindOp.MAP_USERPTR, obj=0, addr=addr, range=range, obj_offset=userptr, flags=flags, pat_index=pat_index
+        )
         return self._record(Binding(addr=addr, range=range, userptr=userptr))
 
     def unbind(self, target: Binding | int, range: int | None = None) -> None:
@@ -126,7 +132,9 @@ class Vm:
         self._bind_op(BindOp.UNMAP_ALL, obj=bo.handle, addr=0, range=0)
         self._forget(lambda b: b.bo is bo)
 
-    def _bind_op(self, op: BindOp, *, obj: int, addr: int, range: int, obj_offset: int = 0, flags: int = 0, pat_index: int = 0) -> None:
+    def _bind_op(
+        self, op: BindOp, *, obj: int, addr: int, range: int, obj_offset: int = 0, flags: int = 0, pat_index: int = 0
+    ) -> None:
         args = ffi.new("struct drm_xe_vm_bind *")
         args.vm_id = self.id
         args.num_binds = 1

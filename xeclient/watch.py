@@ -149,8 +149,12 @@ class Watch:
             return
         entries = list(filters)
         if not 1 <= len(entries) <= WATCH_QUEUE_MAX_FILTERS:
-            raise XeError(errno.EINVAL, "IOC_WATCH_QUEUE_SET_FILTER", f"give 1-{WATCH_QUEUE_MAX_FILTERS} filters, or None")
-        size = ffi.sizeof("struct watch_notification_filter") + len(entries) * ffi.sizeof("struct watch_notification_type_filter")
+            raise XeError(
+                errno.EINVAL, "IOC_WATCH_QUEUE_SET_FILTER", f"give 1-{WATCH_QUEUE_MAX_FILTERS} filters, or None"
+            )
+        size = ffi.sizeof("struct watch_notification_filter") + len(entries) * ffi.sizeof(
+            "struct watch_notification_type_filter"
+        )
         raw = ffi.new("char[]", size)
         wf = ffi.cast("struct watch_notification_filter *", raw)
         wf.nr_filters = len(entries)
@@ -324,7 +328,11 @@ class Watch:
                     if not ready or self.closed:
                         return
                     if any(fd == self.read_fd and rev & _POLL_BAD for fd, rev in ready):
-                        raise XeError(errno.EBADF, f"poll(fd={self.read_fd})", "the notification pipe was closed underneath the watch")
+                        raise XeError(
+                            errno.EBADF,
+                            f"poll(fd={self.read_fd})",
+                            "the notification pipe was closed underneath the watch",
+                        )
                     continue
             finally:
                 self._release()

@@ -76,7 +76,9 @@ def test_vm_error_from_the_rebind_worker(fake_backend: FakeBackend, fake_client:
         assert listener.stats().by_type == {"vm_error": 1}
 
 
-def test_multiplexed_watch_ids_on_one_pipe(fake_backend: FakeBackend, fake_client: Device, second_client: Device) -> None:
+def test_multiplexed_watch_ids_on_one_pipe(
+    fake_backend: FakeBackend, fake_client: Device, second_client: Device
+) -> None:
     vm1, vm2 = busy_vm(fake_client), busy_vm(second_client)
     with Watch(fake_backend) as watch:
         watch.subscribe(fake_client, watch_id=1)

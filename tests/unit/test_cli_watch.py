@@ -16,7 +16,22 @@ from xeclient.cli import main
 
 
 def test_demo_events_as_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["watch", "--backend", "fake", "--json", "--watch-id", "7", "--demo-events", "3", "--demo-interval", "0", "--count", "3"])
+    rc = main(
+        [
+            "watch",
+            "--backend",
+            "fake",
+            "--json",
+            "--watch-id",
+            "7",
+            "--demo-events",
+            "3",
+            "--demo-interval",
+            "0",
+            "--count",
+            "3",
+        ]
+    )
     out, err = capsys.readouterr()
     assert rc == 0, err
     lines = [json.loads(line) for line in out.splitlines()]

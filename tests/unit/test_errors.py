@@ -3,7 +3,14 @@ from __future__ import annotations
 import errno
 import pickle
 
-from xeclient.errors import IoctlError, NoDeviceError, SeriesMissingError, WatchQueueUnsupportedError, XeError, format_args
+from xeclient.errors import (
+    IoctlError,
+    NoDeviceError,
+    SeriesMissingError,
+    WatchQueueUnsupportedError,
+    XeError,
+    format_args,
+)
 
 
 def test_message_names_the_call() -> None:
@@ -13,13 +20,19 @@ def test_message_names_the_call() -> None:
 
 
 def test_hint_is_appended() -> None:
-    exc = SeriesMissingError(errno.EINVAL, "DRM_IOCTL_XE_WATCH_QUEUE(fd=5)", "This kernel's xe driver has no DRM_IOCTL_XE_WATCH_QUEUE")
+    exc = SeriesMissingError(
+        errno.EINVAL, "DRM_IOCTL_XE_WATCH_QUEUE(fd=5)", "This kernel's xe driver has no DRM_IOCTL_XE_WATCH_QUEUE"
+    )
     assert str(exc).endswith("[Errno 22] Invalid argument. This kernel's xe driver has no DRM_IOCTL_XE_WATCH_QUEUE")
     assert isinstance(exc, IoctlError)
 
 
 def test_pickles_round_trip() -> None:
-    for exc in (XeError(errno.ENOENT, "open(/x)"), IoctlError(errno.EBUSY, "X", request=7), WatchQueueUnsupportedError()):
+    for exc in (
+        XeError(errno.ENOENT, "open(/x)"),
+        IoctlError(errno.EBUSY, "X", request=7),
+        WatchQueueUnsupportedError(),
+    ):
         back = pickle.loads(pickle.dumps(exc))
         assert type(back) is type(exc) and str(back) == str(exc) and back.errno == exc.errno
 

@@ -54,7 +54,9 @@ def test_vm_err_march_form_has_no_timestamp() -> None:
     assert not ev.has_timestamp
 
 
-@pytest.mark.parametrize(("code", "oom"), [(-errno.ENOMEM, True), (-errno.ENOSPC, True), (-errno.ETIME, False), (-errno.EFAULT, False)])
+@pytest.mark.parametrize(
+    ("code", "oom"), [(-errno.ENOMEM, True), (-errno.ENOSPC, True), (-errno.ETIME, False), (-errno.EFAULT, False)]
+)
 def test_vm_err_errno(code: int, oom: bool) -> None:
     [ev] = parse_records(vm_err(7, code, 123))
     assert isinstance(ev, VmError)
@@ -172,7 +174,13 @@ def test_fast_constructor_matches_the_dataclass_constructor() -> None:
 
 def test_as_dict() -> None:
     [vm, loss, bad] = parse_records(VM_ERR_24 + LOSS + b"\x01")
-    assert vm.as_dict() == {"event": "vm_error", "vm_id": 1, "errno": 28, "timestamp_ns": 0x0102030405060708, "watch_id": 5}
+    assert vm.as_dict() == {
+        "event": "vm_error",
+        "vm_id": 1,
+        "errno": 28,
+        "timestamp_ns": 0x0102030405060708,
+        "watch_id": 5,
+    }
     assert loss.as_dict() == {"event": "loss"}
     assert bad.as_dict() == {"event": "malformed", "raw": "01", "reason": bad.reason, "offset": 32}  # type: ignore[attr-defined]
 

@@ -54,7 +54,12 @@ def _record(draw: st.DrawFn) -> tuple[bytes, type[Event]]:
     kind = draw(st.sampled_from(["vm24", "vm16", "loss", "removal8", "removal16", "other"]))
     wid = draw(_watch_id)
     if kind == "vm24":
-        body = struct.pack("<IiQ", draw(st.integers(0, 2**32 - 1)), draw(st.integers(-(2**31), 2**31 - 1)), draw(st.integers(0, 2**64 - 1)))
+        body = struct.pack(
+            "<IiQ",
+            draw(st.integers(0, 2**32 - 1)),
+            draw(st.integers(-(2**31), 2**31 - 1)),
+            draw(st.integers(0, 2**64 - 1)),
+        )
         return struct.pack("<II", 2, wid << 8 | 24) + body, VmError
     if kind == "vm16":
         body = struct.pack("<Ii", draw(st.integers(0, 2**32 - 1)), draw(st.integers(-(2**31), 2**31 - 1)))

@@ -8,11 +8,11 @@ kernel's errno and naming the call (:mod:`xeclient.errors`); EINTR is retried.
 
 from __future__ import annotations
 
-from typing import Protocol, Union, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 #: A writable buffer: bytearray, writable memoryview, or ``ffi.buffer(cdata)``.
 #: ``object`` because cffi buffers have no static type; backends check at run time.
-IoctlArg = Union[int, bytearray, memoryview, object]
+IoctlArg = int | bytearray | memoryview | object
 
 
 @runtime_checkable

@@ -56,7 +56,9 @@ def build(name: str, cache_dir: str | None = None) -> str:
     """Path of the built ``csrc/<name>.c``, compiling it into the cache if needed."""
     src_dir = sources_dir()
     if src_dir is None:
-        raise CToolUnavailable("no C sources (xeclient/bench/csrc/ is missing from this install; set XECLIENT_BENCH_TOOLS)")
+        raise CToolUnavailable(
+            "no C sources (xeclient/bench/csrc/ is missing from this install; set XECLIENT_BENCH_TOOLS)"
+        )
     source = src_dir / f"{name}.c"
     if not source.is_file():
         raise CToolUnavailable(f"no {source}")

@@ -40,7 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     add_backend_option(p)
     p.add_argument("--json", action="store_true", help="JSON Lines: one object per event")
-    p.add_argument("--watch-id", type=_watch_id, default=0, metavar="ID", help="watch_id to subscribe with, 0-255 (default 0)")
+    p.add_argument(
+        "--watch-id", type=_watch_id, default=0, metavar="ID", help="watch_id to subscribe with, 0-255 (default 0)"
+    )
     p.add_argument("--count", type=int, default=None, metavar="N", help="exit after N events")
     p.add_argument("--duration", type=float, default=None, metavar="S", help="exit after S seconds")
     p.add_argument(
@@ -50,7 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         metavar="N",
         help="fake backend only: make the fake driver produce N VM_ERR events (fault injection + eviction)",
     )
-    p.add_argument("--demo-interval", type=float, default=0.2, metavar="S", help="seconds between demo events (default 0.2)")
+    p.add_argument(
+        "--demo-interval", type=float, default=0.2, metavar="S", help="seconds between demo events (default 0.2)"
+    )
     p.set_defaults(func=run)
 
 
@@ -74,7 +78,9 @@ def format_event(event: Event, as_json: bool) -> str:
 
 def summary(stats: ListenerStats, elapsed: float, reason: str) -> str:
     kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(stats.by_type.items())) or "none"
-    return f"xeclient watch: {stats.received} event(s) in {elapsed:.1f} s ({kinds}); {stats.dropped} loss run(s); {reason}"
+    return (
+        f"xeclient watch: {stats.received} event(s) in {elapsed:.1f} s ({kinds}); {stats.dropped} loss run(s); {reason}"
+    )
 
 
 class Demo:

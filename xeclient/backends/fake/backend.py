@@ -33,6 +33,46 @@ log = logging.getLogger("xeclient.backends.fake")
 #: pipe2() flags the kernel accepts (spec 1.3); any other bit is EINVAL, checked first.
 PIPE2_VALID_FLAGS = os.O_CLOEXEC | os.O_NONBLOCK | os.O_DIRECT | O_NOTIFICATION_PIPE
 
+_STRERROR: dict[int, str] = {}
+
+
+def _xe_error(err: int, call: str) -> XeError:
+    """``XeError(err, call)``, its message taken from a per-errno cache.
+
+    ``XeError()`` asks ``os.strerror``, which decodes the C library's message through the locale
+    every time (a microsecond hot, several cold), and the EAGAIN read that ends every drain of a
+    notification pipe raises one.  :func:`_fast_xe_error_matches` checks once that this builds
+    exactly what the constructor builds; if ``XeError`` ever changes, the constructor is used.
+    """
+    if not _FAST_XE_ERROR:
+        return XeError(err, call)
+    message = _STRERROR.get(err)
+    if message is None:
+        message = _STRERROR[err] = os.strerror(err)
+    exc = XeError.__new__(XeError, err, message)
+    OSError.__init__(exc, err, message)
+    exc.call = call
+    exc.hint = None
+    return exc
+
+
+def _fast_xe_error_matches() -> bool:
+    slow = XeError(errno.EAGAIN, "read(fd=0, 1)")
+    fast = XeError.__new__(XeError, errno.EAGAIN, os.strerror(errno.EAGAIN))
+    OSError.__init__(fast, errno.EAGAIN, os.strerror(errno.EAGAIN))
+    fast.call = "read(fd=0, 1)"
+    fast.hint = None
+    return (
+        type(fast) is type(slow)
+        and fast.args == slow.args
+        and fast.__dict__ == slow.__dict__
+        and (fast.errno, fast.strerror, fast.filename, fast.filename2) == (slow.errno, slow.strerror, None, None)
+        and str(fast) == str(slow)
+    )
+
+
+_FAST_XE_ERROR = _fast_xe_error_matches()
+
 
 class FakeBackend:
     """A fresh fake kernel with one Xe device behind the seam.
@@ -101,10 +141,7 @@ class FakeBackend:
 
     def ioctl(self, fd: int, request: int, arg: IoctlArg) -> int:
         file = self._files.get(fd)
-        if file is None:
-            ret = self._ordinary_ioctl(fd, request, arg)
-        else:
-            ret = file.ioctl(request, arg)
+        ret = self._ordinary_ioctl(fd, request, arg) if file is None else file.ioctl(request, arg)
         if ret < 0:
             raise IoctlError(-ret, request_name(request), request=request)
         return ret
@@ -132,7 +169,7 @@ class FakeBackend:
                 raise XeError(exc.errno or errno.EIO, f"read(fd={fd}, {n})") from None
         ret = file.read(n)
         if isinstance(ret, int):
-            raise XeError(-ret, f"read(fd={fd}, {n})")
+            raise _xe_error(-ret, f"read(fd={fd}, {n})")
         return ret
 
     def write(self, fd: int, data: bytes) -> int:
