@@ -60,7 +60,6 @@ Design (each point answers a known flaw of igt's xe_watch, pyudev, watchdog or e
 from __future__ import annotations
 
 import enum
-import errno
 import logging
 import os
 import queue
@@ -571,7 +570,7 @@ class Listener:
         by_type = self._by_type
         reason = EndReason.STOPPED
         error: BaseException | None = None
-        read = watch.backend.read
+        read_raw = watch.read_raw
         take = watch._take
         size = watch.BULK_READ_SIZE
         try:
@@ -585,14 +584,9 @@ class Listener:
                 # (and its GIL round trip under a busy main thread) is off the latency path.
                 eof = removed = False
                 while True:
-                    try:
-                        data = read(fd, size)
-                    except BlockingIOError:
+                    data = read_raw(size)
+                    if data is None:  # EAGAIN: drained
                         break
-                    except OSError as exc:
-                        if exc.errno == errno.EAGAIN:
-                            break
-                        raise
                     if not data:
                         eof = True
                         break

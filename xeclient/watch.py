@@ -246,19 +246,13 @@ class Watch:
 
     def _read_available(self, size: int | None = None) -> tuple[bytes, bool]:
         """Read until EAGAIN: ``(data, eof)``; eof is a read() of 0 (write end closed, queue empty)."""
-        read = self.backend.read
-        fd = self.read_fd
+        read_raw = self.read_raw
         size = size or self.BULK_READ_SIZE
         chunks: list[bytes] = []
         while True:
-            try:
-                data = read(fd, size)
-            except BlockingIOError:
+            data = read_raw(size)
+            if data is None:
                 break
-            except OSError as exc:
-                if exc.errno == errno.EAGAIN:
-                    break
-                raise
             if not data:
                 return b"".join(chunks), True
             chunks.append(data)
