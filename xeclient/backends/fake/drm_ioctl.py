@@ -186,6 +186,11 @@ def ioctl_tables() -> tuple[dict[int, DrmIoctlDesc], list[DrmIoctlDesc]]:
 
 
 # --- user memory behind ``arg`` ----------------------------------------------------------
+#: Buffer types copied without a memoryview: always writable (a cffi buffer, even over bytes, is
+#: writable to a memoryview too) and their len() counts bytes.  Others go through _user_view().
+_BYTE_BUFFERS = frozenset({bytearray, type(ffi.buffer(ffi.new("char[1]")))})
+
+
 def _user_view(arg: IoctlArg) -> memoryview | None:
     if isinstance(arg, int):
         return None
@@ -195,38 +200,68 @@ def _user_view(arg: IoctlArg) -> memoryview | None:
         return None
 
 
-def _copy_in(arg: IoctlArg, n: int) -> bytes | None:
-    if n == 0:
-        return b""
-    if isinstance(arg, int):
-        try:
-            return usercopy.copy_from_user(arg, n)
-        except usercopy.EFault:
-            return None
-    view = _user_view(arg)
-    if view is None or len(view) < n:
-        return None
-    return bytes(view[:n])
-
-
-def _copy_out(arg: IoctlArg, data: bytes) -> bool:
-    if not data:
-        return True
-    if isinstance(arg, int):
-        try:
-            usercopy.copy_to_user(arg, data)
-        except usercopy.EFault:
-            return False
-        return True
-    view = _user_view(arg)
-    if view is None or view.readonly or len(view) < len(data):
-        return False
-    view[: len(data)] = data
-    return True
-
-
 #: xe's ioctl table size before the series (0x00-0x0f): VM_RESTART and WATCH_QUEUE are 0x10/0x11.
 PRE_SERIES_NUM_IOCTLS = 0x10
+
+
+class _Resolved:
+    """What steps 1-3 decide for one cmd value: the table entry, the copy sizes, the struct type.
+
+    It depends on nothing but ``cmd`` -- except ``nr - 0x40 >= num_ioctls``, which depends on the
+    device (a pre-series driver has 0x10 ioctls) and is checked on every call -- so it is worked
+    out once per cmd value instead of on every call.
+    """
+
+    __slots__ = ("ctype", "desc", "func", "in_size", "index", "ksize", "out_size")
+
+    def __init__(
+        self, desc: DrmIoctlDesc, func: Handler, index: int, in_size: int, out_size: int, ksize: int, ctype: Any
+    ) -> None:
+        self.desc = desc
+        self.func = func
+        self.index = index  #: nr - DRM_COMMAND_BASE for a driver ioctl, -1 for a core one
+        self.in_size = in_size
+        self.out_size = out_size
+        self.ksize = ksize
+        self.ctype = ctype  #: ``struct ... *`` for ffi.from_buffer, or None: the handler gets the bytearray
+
+
+#: cmd -> _Resolved; bounded, since a fuzzer sends many sizes of one nr
+_RESOLVED: dict[int, _Resolved] = {}
+_RESOLVED_MAX = 4096
+
+
+def _resolve(cmd: int) -> _Resolved | int:
+    """Steps 1-3 for ``cmd`` (already masked to 32 bits), the device-dependent bound aside:
+    the entry and the sizes, or -errno."""
+    if IOC_TYPE(cmd) != DRM_IOCTL_BASE:
+        return -errno.ENOTTY
+    nr = IOC_NR(cmd)
+    core, xe_table = ioctl_tables()
+    if DRM_COMMAND_BASE <= nr < DRM_COMMAND_END:
+        index = nr - DRM_COMMAND_BASE
+        if index >= len(xe_table):
+            return -errno.EINVAL
+        desc: DrmIoctlDesc | None = xe_table[index]
+    else:
+        index = -1
+        desc = core.get(nr)
+    if desc is None or desc.func is None:
+        return -errno.EINVAL
+    drv_size = IOC_SIZE(desc.cmd)
+    in_size = out_size = IOC_SIZE(cmd)
+    if not cmd & desc.cmd & IOC_IN:
+        in_size = 0
+    if not cmd & desc.cmd & IOC_OUT:
+        out_size = 0
+    ksize = max(in_size, out_size, drv_size)
+    ctype = None if desc.struct is None else ffi.typeof(f"{desc.struct} *")
+    if ctype is not None:  # the table size is sizeof(struct) already; from_buffer() wants no less
+        ksize = max(ksize, ffi.sizeof(ctype.item))
+    resolved = _Resolved(desc, desc.func, index, in_size, out_size, ksize, ctype)
+    if len(_RESOLVED) < _RESOLVED_MAX:
+        _RESOLVED[cmd] = resolved
+    return resolved
 
 
 def drm_ioctl(xef: XeFile, cmd: int, arg: IoctlArg) -> int:
@@ -237,46 +272,65 @@ def drm_ioctl(xef: XeFile, cmd: int, arg: IoctlArg) -> int:
         return -errno.ECANCELED
     if device.unplugged:  # drm_dev_is_unplugged()
         return -errno.ENODEV
-    if IOC_TYPE(cmd) != DRM_IOCTL_BASE:
-        return -errno.ENOTTY
-    nr = IOC_NR(cmd)
-    core, xe_table = ioctl_tables()
-    if DRM_COMMAND_BASE <= nr < DRM_COMMAND_END:
-        index = nr - DRM_COMMAND_BASE
-        num_ioctls = len(xe_table) if device.info.series else PRE_SERIES_NUM_IOCTLS
-        if index >= num_ioctls:
-            return -errno.EINVAL
-        desc: DrmIoctlDesc | None = xe_table[index]
-    else:
-        desc = core.get(nr)
-    if desc is None or desc.func is None:
+    r = _RESOLVED.get(cmd)
+    if r is None:
+        resolved = _resolve(cmd)
+        if isinstance(resolved, int):
+            return resolved
+        r = resolved
+    if r.index >= 0 and not device.info.series and r.index >= PRE_SERIES_NUM_IOCTLS:
         return -errno.EINVAL
+    desc = r.desc
 
-    drv_size = IOC_SIZE(desc.cmd)
-    in_size = out_size = IOC_SIZE(cmd)
-    if not cmd & desc.cmd & IOC_IN:
-        in_size = 0
-    if not cmd & desc.cmd & IOC_OUT:
-        out_size = 0
-    ksize = max(in_size, out_size, drv_size)
-    data = _copy_in(arg, in_size)
-    if data is None:
-        return -errno.EFAULT
-    kdata = bytearray(ksize)
-    kdata[:in_size] = data
+    in_size = r.in_size
+    kdata = bytearray(r.ksize)
+    if in_size:
+        if isinstance(arg, int):
+            try:
+                kdata[:in_size] = usercopy.copy_from_user(arg, in_size)
+            except usercopy.EFault:
+                return -errno.EFAULT
+        elif type(arg) in _BYTE_BUFFERS:  # the usual struct buffer: no memoryview needed
+            buf: Any = arg
+            if len(buf) < in_size:
+                return -errno.EFAULT
+            kdata[:in_size] = buf if len(buf) == in_size else buf[:in_size]
+        else:
+            view = _user_view(arg)
+            if view is None or len(view) < in_size:
+                return -errno.EFAULT
+            kdata[:in_size] = view[:in_size]
+            del view
 
     try:
-        args: Any = kdata if desc.struct is None else ffi.cast(f"{desc.struct} *", ffi.from_buffer(kdata))
+        args: Any = kdata if r.ctype is None else ffi.from_buffer(r.ctype, kdata)
         if desc.locked:
             with device.lock:
-                retcode = desc.func(xef, args)
+                retcode = r.func(xef, args)
         else:
-            retcode = desc.func(xef, args)
+            retcode = r.func(xef, args)
     except Exception:
         device.bugs += 1
         log.exception("BUG: %s handler raised; answering -EIO", desc.name)
         retcode = -errno.EIO
 
-    if out_size and not _copy_out(arg, bytes(kdata[:out_size])):
-        retcode = -errno.EFAULT
+    out_size = r.out_size
+    if out_size:  # copy back, also after a failure; a failed copy is -EFAULT
+        if isinstance(arg, int):
+            try:
+                usercopy.copy_to_user(arg, bytes(kdata[:out_size]))
+            except usercopy.EFault:
+                retcode = -errno.EFAULT
+        elif type(arg) in _BYTE_BUFFERS:  # writable, len() in bytes
+            out: Any = arg
+            if len(out) < out_size:
+                retcode = -errno.EFAULT
+            else:
+                out[:out_size] = kdata if out_size == len(kdata) else kdata[:out_size]
+        else:
+            view = _user_view(arg)
+            if view is None or view.readonly or len(view) < out_size:
+                retcode = -errno.EFAULT
+            else:
+                view[:out_size] = kdata if out_size == len(kdata) else kdata[:out_size]
     return int(retcode)

@@ -21,6 +21,23 @@ has been closed, through a transient ``/proc/self/fd/<rfd>`` reopen for
 writing (O_NONBLOCK), closed again at once, so the real pipe's writer count
 keeps mirroring the model's.  It is drained when a read empties the ring.
 
+Hot paths.  A post, a read and the EAGAIN read that ends every drain make as
+few syscalls as the invariant allows: a post writes the token only when the
+ring was empty, a read drains it only when it empties the ring, and the
+descriptor's O_NONBLOCK (``F_GETFL``) is asked only when there is nothing to
+return and read() must choose between -EAGAIN and blocking -- after the queue
+lock is dropped.  No syscall releases the GIL while a queue lock is held: the
+token goes through ``pwritev2``/``preadv2`` with RWF_NOWAIT called with the GIL
+held (:class:`_TokenSyscalls`; ``os.write``/``poll`` + ``os.read`` where the
+kernel or libc cannot), because a thread spinning in Python would otherwise
+keep the GIL for a switch interval while the lock holder waits, and the reader
+the token just woke would wait behind both.  The F_GETFL of an EAGAIN read
+does release it, as the read(2) of a real pipe would: a listener's dispatcher
+thread, woken by the records just read, gets the GIL there.  A ring slot is
+the record's ``bytes``; the PIPE_BUF_FLAG_LOSS bits are kept aside as the ring
+positions that carry one; a watch list is replaced, never changed in place, so
+a poster walks a snapshot without its lock (the kernel's RCU walk).
+
 Locking: one lock per queue, one per watch list; the order is queue then
 list (as ``add_watch_to_object``), a poster snapshots the list and takes each
 queue's lock in turn (the kernel walks the list under RCU).  No lock is held
@@ -96,6 +113,8 @@ _HEADER = struct.Struct("<II")  # (type | subtype << 24), info
 LOSS_RECORD = _HEADER.pack(WatchType.META | WatchMeta.LOSS_NOTIFICATION << 24, 8)
 #: How long a blocked reader sleeps in poll() before re-checking that its end is still open.
 _BLOCK_SLICE_MS = 500
+_LOSS_SIZE = len(LOSS_RECORD)
+_INFO_NOT_ID = ~WATCH_INFO_ID & _U32
 
 
 def watch_header(type: int, subtype: int, info: int) -> bytes:
@@ -120,13 +139,26 @@ class TypeFilter:
 
 @dataclass(frozen=True)
 class WatchFilter:
-    """``struct watch_filter``: the kept entries and the type bitmap built from them."""
+    """``struct watch_filter``: the kept entries and the type bitmap built from them.
+
+    The type bitmap and, per type, the entries' ``(subtype_filter0, info_mask, info_filter)``
+    are built once (the kernel builds its bitmap at SET_FILTER time too), not per record.
+    """
 
     filters: tuple[TypeFilter, ...]
+    _types: frozenset[int] = field(init=False, repr=False, compare=False)
+    _by_type: dict[int, tuple[tuple[int, int, int], ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_type: dict[int, list[tuple[int, int, int]]] = {}
+        for f in self.filters:
+            by_type.setdefault(f.type, []).append((f.subtype_filter0, f.info_mask, f.info_filter))
+        object.__setattr__(self, "_types", frozenset(by_type))
+        object.__setattr__(self, "_by_type", {t: tuple(entries) for t, entries in by_type.items()})
 
     @property
     def type_filter(self) -> frozenset[int]:
-        return frozenset(f.type for f in self.filters)
+        return self._types
 
     def matches(self, type: int, subtype: int, info: int) -> bool:
         """``filter_watch_notification`` (§1.5): the type bit, then any entry of that type whose
@@ -135,25 +167,88 @@ class WatchFilter:
         Subtypes >= 32 make the kernel index past its one-word array (a quirk, §1.5); here they
         never match.
         """
-        if type not in self.type_filter:
+        entries = self._by_type.get(type)
+        if entries is None:
             return False
         if subtype >= 32:
             return False
         bit = 1 << subtype
-        return any(
-            f.type == type and f.subtype_filter0 & bit and (info & f.info_mask) == f.info_filter for f in self.filters
-        )
+        for subtype_filter0, info_mask, info_filter in entries:
+            if subtype_filter0 & bit and (info & info_mask) == info_filter:
+                return True
+        return False
+
+
+# --- the token's syscalls ------------------------------------------------------------------------
+class _TokenSyscalls:
+    """The token's write and read, through ``ctypes.PyDLL``: the GIL stays held across them.
+
+    Both are made under a queue lock.  ``os.write``/``os.read`` release the GIL around the
+    syscall, and a thread spinning in Python then keeps it for up to a switch interval before the
+    caller gets it back -- with the queue lock held, so a reader woken by the token waits for the
+    poster, then for the GIL again (a lock convoy: milliseconds at p99 under a busy main thread).
+    These calls cannot block: ``pwritev2``/``preadv2`` with RWF_NOWAIT (pipes honour it since
+    Linux 5.x), on their own 1-byte buffers.  Each returns the byte count or ``-errno``.
+    """
+
+    def __init__(self, rwf_nowait: int) -> None:
+        import ctypes
+
+        class IoVec(ctypes.Structure):
+            _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
+
+        libc = ctypes.PyDLL(None, use_errno=True)  # PyDLL: called without releasing the GIL
+        self._preadv2 = libc.preadv2
+        self._pwritev2 = libc.pwritev2
+        self._preadv2.restype = self._pwritev2.restype = ctypes.c_ssize_t
+        # the buffers are only touched with the GIL held, so one pair serves every queue
+        self._out = ctypes.create_string_buffer(b"\x01", 1)
+        self._in = ctypes.create_string_buffer(1)
+        self._out_iov = ctypes.pointer(IoVec(ctypes.cast(self._out, ctypes.c_void_p), 1))
+        self._in_iov = ctypes.pointer(IoVec(ctypes.cast(self._in, ctypes.c_void_p), 1))
+        self._here = ctypes.c_int64(-1)  # "the file position": a pipe has none
+        self._nowait = ctypes.c_int(rwf_nowait)
+        self._get_errno = ctypes.get_errno
+
+    def write(self, fd: int) -> int:
+        got = self._pwritev2(fd, self._out_iov, 1, self._here, self._nowait)
+        return int(got) if got >= 0 else -(self._get_errno() or errno.EIO)
+
+    def read(self, fd: int) -> int:
+        got = self._preadv2(fd, self._in_iov, 1, self._here, self._nowait)
+        return int(got) if got >= 0 else -(self._get_errno() or errno.EIO)
+
+
+_token_syscalls_probed = False
+_token_syscalls_cached: _TokenSyscalls | None = None
+
+
+def _token_syscalls() -> _TokenSyscalls | None:
+    """The GIL-holding token syscalls if this libc and kernel do RWF_NOWAIT on a pipe (probed
+    once, on a scratch pipe); None otherwise, and the token goes through ``os`` as before."""
+    global _token_syscalls_probed, _token_syscalls_cached
+    if _token_syscalls_probed:
+        return _token_syscalls_cached
+    calls: _TokenSyscalls | None = None
+    rwf_nowait = getattr(os, "RWF_NOWAIT", None)
+    if rwf_nowait is not None:
+        try:
+            calls = _TokenSyscalls(rwf_nowait)
+            rfd, wfd = os.pipe2(os.O_CLOEXEC)  # blocking ends: RWF_NOWAIT alone must not wait
+            try:
+                if not (calls.write(wfd) == 1 and calls.read(rfd) == 1 and calls.read(rfd) == -errno.EAGAIN):
+                    calls = None
+            finally:
+                os.close(rfd)
+                os.close(wfd)
+        except (ImportError, AttributeError, OSError) as exc:
+            log.debug("token syscalls through os: %s", exc)
+            calls = None
+    _token_syscalls_cached, _token_syscalls_probed = calls, True
+    return calls
 
 
 # --- the queue ----------------------------------------------------------------------------------
-@dataclass
-class _Buf:
-    """One ring slot: a whole record (PIPE_BUF_FLAG_WHOLE) and its PIPE_BUF_FLAG_LOSS bit."""
-
-    data: bytes
-    loss: bool = False
-
-
 class WatchQueue:
     """``struct watch_queue`` plus the parts of ``struct pipe_inode_info`` a notification pipe uses."""
 
@@ -165,13 +260,19 @@ class WatchQueue:
         self.nr_notes = 0  #: 0 until IOC_WATCH_QUEUE_SET_SIZE (§1.3)
         self.sized = False
         self.filter: WatchFilter | None = None  #: None: everything passes (§1.3)
-        self.ring: deque[_Buf] = deque()
+        #: the unread records (whole records, PIPE_BUF_FLAG_WHOLE), oldest first
+        self.ring: deque[bytes] = deque()
+        #: PIPE_BUF_FLAG_LOSS: the ring positions (counted from the first record ever queued,
+        #: ``_head_seq`` being ring[0]'s) whose slot carries the loss bit, ascending
+        self._loss_seqs: deque[int] = deque()
+        self._head_seq = 0
         self.note_loss = False  #: pipe->note_loss: a LOSS record is due at the top of the next read pass
         self.defunct = False  #: set by watch_queue_clear() when the last end closes
         self.watches: list[Watch] = []  #: wqueue->watches
         self.read_open = True
         self.write_open = True
         self._token = False  #: one byte sits in the real pipe (ring non-empty and read end open)
+        self._sys = _token_syscalls()  #: the GIL-holding token syscalls, or None (os.*)
 
     def __repr__(self) -> str:
         state = "defunct" if self.defunct else f"notes={self.nr_notes} queued={len(self.ring)}"
@@ -184,6 +285,7 @@ class WatchQueue:
 
     # --- readiness token (caller holds self.lock) -------------------------------------------
     def _sync_token(self) -> None:
+        """The rule; the post and read paths apply it inline, knowing which half can apply."""
         want = bool(self.ring) and self.read_open
         if want and not self._token:
             self._write_token()
@@ -191,6 +293,11 @@ class WatchQueue:
             self._drain_token()
 
     def _write_token(self) -> None:
+        if self.write_open and self._sys is not None and self._sys.write(self.wfd) == 1:
+            self._token = True
+            return
+        # the write end is closed, or the GIL-holding write could not (no such call, the pipe
+        # full because someone wrote the real descriptor...): as the os calls decide
         try:
             if self.write_open:
                 os.write(self.wfd, b"\x01")
@@ -209,6 +316,9 @@ class WatchQueue:
         self._token = False
         if not self.read_open:
             return
+        if self._sys is not None and self._sys.read(self.rfd) >= 0:
+            return  # read it (0: EOF, the pipe was empty and has no writer)
+        # no GIL-holding read, or nothing to read (someone read the real descriptor): look first
         try:
             poller = select.poll()
             poller.register(self.rfd, select.POLLIN)
@@ -287,7 +397,7 @@ class WatchQueue:
     def fionread(self, arg: IoctlArg) -> int:
         """FIONREAD (§1.8): total bytes of the queued records, a pending LOSS not included."""
         with self.lock:
-            count = sum(len(b.data) for b in self.ring)
+            count = sum(map(len, self.ring))
         data = struct.pack("<i", count)
         try:
             _user_write(arg, data)
@@ -308,49 +418,72 @@ class WatchQueue:
     def _post_locked(self, record: bytes) -> bool:
         if self.defunct:
             return False
-        if len(self.ring) >= self.nr_notes:
-            if self.ring:
-                self.ring[-1].loss = True  # merged with any earlier loss
+        ring = self.ring
+        queued = len(ring)
+        if queued >= self.nr_notes:
+            if queued:  # the newest record carries the loss bit (merged with any earlier loss)
+                tail = self._head_seq + queued - 1
+                loss_seqs = self._loss_seqs
+                if not loss_seqs or loss_seqs[-1] != tail:
+                    loss_seqs.append(tail)
             return False
-        self.ring.append(_Buf(record))
-        self._sync_token()
+        ring.append(record)
+        if self.read_open and not self._token:  # _sync_token(): the ring is non-empty now
+            self._write_token()
         return True
 
+    def _clear_ring(self) -> None:
+        """Drop every queued record and its loss bit (caller holds self.lock)."""
+        self._head_seq += len(self.ring)
+        self.ring.clear()
+        self._loss_seqs.clear()
+
     # --- read (§1.7) ----------------------------------------------------------------------------------
-    def _read_locked(self, count: int, nonblock: bool) -> bytes | int | None:
-        """One attempt of ``pipe_read`` under the lock; None means "block and retry"."""
-        out = bytearray()
+    def _read_locked(self, count: int) -> bytes | int | None:
+        """One pass of ``pipe_read`` under the lock: whole records (LOSS first when due), b"" at
+        EOF, -ENOBUFS, or None: nothing to return while a writer is open -- read() then answers
+        -EAGAIN or blocks, by the descriptor's O_NONBLOCK."""
+        ring = self.ring
+        out: list[bytes] = []
         room = count
-        try:
-            while True:
-                if self.note_loss:
-                    if room < len(LOSS_RECORD):
-                        return bytes(out) if out else -errno.ENOBUFS
-                    out += LOSS_RECORD
-                    room -= len(LOSS_RECORD)
-                    self.note_loss = False
-                if self.ring:
-                    head = self.ring[0]
-                    if len(head.data) > room:  # PIPE_BUF_FLAG_WHOLE: never split
-                        return bytes(out) if out else -errno.ENOBUFS
-                    out += head.data
-                    room -= len(head.data)
-                    self.ring.popleft()
-                    if head.loss:
-                        self.note_loss = True  # emitted at the top of the *next* pass
-                    if room == 0:
-                        return bytes(out)
-                    if self.ring:
-                        continue
-                if not self.writers:
-                    return bytes(out)  # EOF when nothing was copied
-                if out:
-                    return bytes(out)
-                if nonblock:
-                    return -errno.EAGAIN
-                return None
-        finally:
-            self._sync_token()
+        ret: bytes | int | None
+        while True:
+            if self.note_loss:
+                if room < _LOSS_SIZE:
+                    ret = b"".join(out) if out else -errno.ENOBUFS
+                    break
+                out.append(LOSS_RECORD)
+                room -= _LOSS_SIZE
+                self.note_loss = False
+            if ring:
+                head = ring[0]
+                size = len(head)
+                if size > room:  # PIPE_BUF_FLAG_WHOLE: never split
+                    ret = b"".join(out) if out else -errno.ENOBUFS
+                    break
+                out.append(head)
+                room -= size
+                ring.popleft()
+                seq = self._head_seq
+                self._head_seq = seq + 1
+                loss_seqs = self._loss_seqs
+                if loss_seqs and loss_seqs[0] == seq:
+                    loss_seqs.popleft()
+                    self.note_loss = True  # emitted at the top of the *next* pass
+                if room == 0:
+                    ret = b"".join(out)
+                    break
+                if ring:
+                    continue
+            ret = b"".join(out) if out or not self.write_open else None  # b"": EOF
+            break
+        # _sync_token(), read_open being true here
+        if ring:
+            if not self._token:
+                self._write_token()
+        elif self._token:
+            self._drain_token()
+        return ret
 
 
 # --- watches and watch lists (§1.9) ----------------------------------------------------------------
@@ -371,7 +504,11 @@ class Watch:
 
 @dataclass(eq=False)
 class WatchList:
-    """``struct watch_list``: the watches on one object (an xe_file, a key...), newest first."""
+    """``struct watch_list``: the watches on one object (an xe_file, a key...), newest first.
+
+    ``watchers`` is replaced under ``lock``, never changed in place: a poster walks the list it
+    read without taking the lock, as the kernel walks it under RCU.
+    """
 
     watchers: list[Watch] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -381,8 +518,7 @@ class WatchList:
             return len(self.watchers)
 
     def __iter__(self) -> Iterator[Watch]:
-        with self.lock:
-            return iter(list(self.watchers))
+        return iter(self.watchers)
 
 
 def add_watch_to_object(watch: Watch, wlist: WatchList) -> int:
@@ -399,7 +535,7 @@ def add_watch_to_object(watch: Watch, wlist: WatchList) -> int:
                     return -errno.EBUSY
             watch.watch_list = wlist
             wqueue.watches.insert(0, watch)
-            wlist.watchers.insert(0, watch)  # hlist_add_head_rcu
+            wlist.watchers = [watch, *wlist.watchers]  # hlist_add_head_rcu
     return 0
 
 
@@ -414,7 +550,7 @@ def remove_watch_from_object(wlist: WatchList, wqueue: WatchQueue | None, id: in
             found = next((w for w in wlist.watchers if all or (w.id == id and w.queue is wqueue)), None)
             if found is None:
                 return ret
-            wlist.watchers.remove(found)
+            wlist.watchers = [w for w in wlist.watchers if w is not found]
             found.watch_list = None
         ret = 0
         if id != 0:
@@ -438,14 +574,14 @@ def watch_queue_clear(wqueue: WatchQueue) -> None:
     with wqueue.lock:
         wqueue.defunct = True
         watches, wqueue.watches = wqueue.watches, []
-        wqueue.ring.clear()
+        wqueue._clear_ring()
     for watch in watches:
         wlist = watch.watch_list
         if wlist is None:
             continue
         with wlist.lock:
             if watch in wlist.watchers:
-                wlist.watchers.remove(watch)
+                wlist.watchers = [w for w in wlist.watchers if w is not watch]
             watch.watch_list = None
 
 
@@ -471,12 +607,18 @@ def post_watch_notification(wlist: WatchList, record: bytes, id: int) -> None:
         return
     if length > len(record):
         raise ValueError(f"the header says {length} bytes, the record has {len(record)}")
+    _post_to_watches(wlist, type_subtype, info, record[_HEADER.size : length], id)
+
+
+def _post_to_watches(wlist: WatchList, type_subtype: int, info: int, body: bytes, id: int) -> None:
+    """The walk of ``__post_watch_notification``: each watch with ``id`` gets the record with its
+    ``info_id`` in the ID bits, if its queue's filter lets it through."""
     rtype, subtype = type_subtype & 0xFFFFFF, type_subtype >> 24
-    body = record[_HEADER.size : length]
-    with wlist.lock:
-        watchers = [w for w in wlist.watchers if w.id == id]
-    for watch in watchers:
-        winfo = (info & ~WATCH_INFO_ID & _U32) | watch.info_id
+    base = info & _INFO_NOT_ID
+    for watch in wlist.watchers:  # a snapshot: the list is replaced, never changed in place
+        if watch.id != id:
+            continue
+        winfo = base | watch.info_id
         q = watch.queue
         with q.lock:
             wf = q.filter
@@ -528,13 +670,17 @@ class NotificationPipeEnd:
             with q.lock:
                 if not q.read_open:
                     return -errno.EBADF
-                try:
-                    nonblock = bool(fcntl.fcntl(self.fd, fcntl.F_GETFL) & os.O_NONBLOCK)
-                except OSError as exc:
-                    return -(exc.errno or errno.EBADF)
-                ret = q._read_locked(n, nonblock)
+                ret = q._read_locked(n)
             if ret is not None:
                 return ret
+            # Nothing to read: -EAGAIN or block, as O_NONBLOCK says.  Asked only now, and without
+            # the queue lock: F_GETFL releases the GIL, as the read(2) of a real pipe would here.
+            try:
+                nonblock = fcntl.fcntl(self.fd, fcntl.F_GETFL) & os.O_NONBLOCK
+            except OSError as exc:
+                return -(exc.errno or errno.EBADF)
+            if nonblock:
+                return -errno.EAGAIN
             self._wait_readable()
 
     def _wait_readable(self) -> None:
@@ -663,7 +809,8 @@ class WatchSource:
             raise ValueError(f"info_flags 0x{info_flags:x}: only WATCH_INFO_TYPE_INFO bits (0xffff0000)")
         if self.destroyed:
             return
-        post_watch_notification(self.watch_list, watch_header(type, subtype, info_flags | length) + payload, self.id)
+        # post_watch_notification() of header + payload, without building and re-parsing it
+        _post_to_watches(self.watch_list, type | subtype << 24, info_flags | length, bytes(payload), self.id)
 
     def destroy(self) -> None:
         """The source goes away (a key garbage-collected): every watch gets a REMOVAL."""

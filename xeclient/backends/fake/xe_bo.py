@@ -41,6 +41,10 @@ if TYPE_CHECKING:
 
 MAX_USER_EXTENSIONS = 16
 GEM_CREATE_VALID_FLAGS = int(GemCreateFlag.DEFER_BACKING | GemCreateFlag.SCANOUT | GemCreateFlag.NEEDS_VISIBLE_VRAM)
+_SCANOUT = int(GemCreateFlag.SCANOUT)  # plain ints: ``int & IntFlag`` builds an enum member per call
+_NEEDS_VISIBLE_VRAM = int(GemCreateFlag.NEEDS_VISIBLE_VRAM)
+_CACHING_WB, _CACHING_WC = int(CpuCaching.WB), int(CpuCaching.WC)
+_SYSMEM, _VRAM = int(MemClass.SYSMEM), int(MemClass.VRAM)
 DRM_FILE_PAGE_OFFSET_START = 1 << 32  # ((0xFFFFFFFF >> PAGE_SHIFT) + 1) pages, in bytes
 XE_PCI_BARRIER_MMAP_OFFSET = 0x50 << 12
 DRM_XE_MMAP_OFFSET_FLAG_PCI_BARRIER = 1
@@ -64,12 +68,12 @@ class XeBo:
         self.freed = False
 
     def __repr__(self) -> str:
-        where = "none" if self.region is None else ("vram" if self.region.mem_class == MemClass.VRAM else "sysmem")
+        where = "none" if self.region is None else ("vram" if self.region.mem_class == _VRAM else "sysmem")
         return f"<XeBo {self.size >> 10} KiB placement=0x{self.placement:x} backing={where}>"
 
     @property
     def resident_vram(self) -> bool:
-        return self.region is not None and self.region.mem_class == MemClass.VRAM
+        return self.region is not None and self.region.mem_class == _VRAM
 
 
 def xe_bo_get(bo: XeBo) -> XeBo:
@@ -90,14 +94,13 @@ def _release_backing(bo: XeBo) -> None:
     if region is None:
         return
     region.used -= bo.size
-    if bo in region.lru:
-        region.lru.remove(bo)
+    region.lru.pop(bo, None)
     bo.region = None
 
 
 def _place(bo: XeBo, region: MemRegion) -> None:
     region.used += bo.size
-    region.lru.append(bo)
+    region.lru[bo] = None
     bo.region = region
 
 
@@ -126,14 +129,15 @@ def xe_bo_validate(bo: XeBo, vm: XeVM | None, allow_evict: bool) -> int:
     """Give ``bo`` backing (see the module doc for the rule); 0 or -ENOSPC."""
     xe = bo.xe
     if bo.region is not None:
-        if bo in bo.region.lru and bo.region.lru[-1] is not bo:
-            bo.region.lru.remove(bo)
-            bo.region.lru.append(bo)
+        lru = bo.region.lru
+        if bo in lru and next(reversed(lru)) is not bo:  # most recently validated: to the end
+            del lru[bo]
+            lru[bo] = None
         return 0
     for region in xe.regions[1:] + xe.regions[:1]:  # VRAM first, as xe's placement order
         if not bo.placement & (1 << region.instance):
             continue
-        if region.mem_class == MemClass.SYSMEM:
+        if region.mem_class == _SYSMEM:
             _place(bo, region)
             return 0
         free = region.total_size - region.used
@@ -209,13 +213,13 @@ def xe_gem_create_ioctl(xef: XeFile, args: Any) -> int:
         return -errno.EINVAL
     if args.size % PAGE_SIZE:
         return -errno.EINVAL
-    if args.flags & GemCreateFlag.NEEDS_VISIBLE_VRAM and not args.placement & xe.vram_mask:
+    if args.flags & _NEEDS_VISIBLE_VRAM and not args.placement & xe.vram_mask:
         return -errno.EINVAL
-    if not args.cpu_caching or args.cpu_caching > CpuCaching.WC:
+    if not args.cpu_caching or args.cpu_caching > _CACHING_WC:
         return -errno.EINVAL
-    if args.placement & xe.vram_mask and args.cpu_caching != CpuCaching.WC:
+    if args.placement & xe.vram_mask and args.cpu_caching != _CACHING_WC:
         return -errno.EINVAL
-    if args.flags & GemCreateFlag.SCANOUT and args.cpu_caching == CpuCaching.WB:
+    if args.flags & _SCANOUT and args.cpu_caching == _CACHING_WB:
         return -errno.EINVAL
     vm = None
     if args.vm_id:

@@ -31,13 +31,15 @@ so a listener thread blocked on a pipe can never deadlock with an ioctl.
 from __future__ import annotations
 
 import errno
+import heapq
 import logging
 import os
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ...uapi import ffi
 from ...uapi.constants import (
@@ -48,6 +50,7 @@ from ...uapi.constants import (
 )
 from ..base import IoctlArg
 from . import usercopy
+from .drm_ioctl import drm_ioctl
 from .fault_inject import FaultRegistry
 from .workqueue import Workqueue
 
@@ -129,8 +132,63 @@ def resolve_preset(name: str | None, vram: int | None, options: dict[str, Any]) 
     return replace(preset, **options) if options else preset
 
 
+_V = TypeVar("_V")
+
+
+class XArray(dict[int, _V]):
+    """An id table that allocates like ``xa_alloc`` with ``XA_FLAGS_ALLOC1``: the lowest free id >= 1.
+
+    Lookups, iteration, ``del``/``pop``/``clear`` are the dict's.  :meth:`alloc` does not scan
+    from 1: every id removed goes on a min-heap (an entry whose id is in use again is dropped when
+    it reaches the top), and ``_next`` is the lowest id from which no id has ever been handed out
+    (it only moves past ids in use), so every free id below it is on the heap.  The answer is the
+    smaller of the heap's lowest free entry and ``_next``: O(log n) instead of O(n) per id.
+    """
+
+    __slots__ = ("_freed", "_next")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._freed: list[int] = []
+        self._next = 1
+
+    def alloc(self) -> int:
+        """The lowest id >= 1 not in the table (the caller stores it)."""
+        freed = self._freed
+        while freed and freed[0] in self:
+            heapq.heappop(freed)
+        i = self._next
+        while i in self:
+            i += 1
+        self._next = i
+        if freed and freed[0] < i:
+            return freed[0]
+        return i
+
+    def __delitem__(self, key: int) -> None:
+        super().__delitem__(key)
+        heapq.heappush(self._freed, key)
+
+    def pop(self, key: int, *default: Any) -> Any:
+        if key in self:
+            heapq.heappush(self._freed, key)
+        return super().pop(key, *default)
+
+    def popitem(self) -> tuple[int, _V]:
+        item = super().popitem()
+        heapq.heappush(self._freed, item[0])
+        return item
+
+    def clear(self) -> None:
+        super().clear()
+        self._freed.clear()
+        self._next = 1
+
+
 def xa_alloc(table: dict[int, Any]) -> int:
     """The lowest free id >= 1 (``xa_alloc`` with ``XA_FLAGS_ALLOC1``; idr_alloc(1, 0) alike)."""
+    if isinstance(table, XArray):
+        return table.alloc()
     i = 1
     while i in table:
         i += 1
@@ -146,9 +204,9 @@ class XeFile:
         self.device = device
         self.backend = device.backend
         self.fd = fd
-        self.vms: dict[int, XeVM] = {}
-        self.exec_queues: dict[int, XeExecQueue] = {}
-        self.bos: dict[int, XeBo] = {}  #: GEM handle table (drm_file.object_idr)
+        self.vms: XArray[XeVM] = XArray()
+        self.exec_queues: XArray[XeExecQueue] = XArray()
+        self.bos: XArray[XeBo] = XArray()  #: GEM handle table (drm_file.object_idr)
         self.watch_list = WatchList()
         self.closed = False
 
@@ -157,8 +215,6 @@ class XeFile:
 
     # --- file_operations --------------------------------------------------------
     def ioctl(self, request: int, arg: IoctlArg) -> int:
-        from .drm_ioctl import drm_ioctl
-
         return drm_ioctl(self, request, arg)
 
     def read(self, n: int) -> bytes | int:
@@ -221,8 +277,9 @@ class MemRegion:
     min_page_size: int
     total_size: int
     used: int = 0
-    #: resident BOs in LRU order (oldest first); only VRAM tracks it
-    lru: list[XeBo] = field(default_factory=list)
+    #: resident BOs in LRU order (oldest first), as the keys of an insertion-ordered dict
+    #: (O(1) removal and move-to-end; the values are unused)
+    lru: dict[XeBo, None] = field(default_factory=dict)
 
 
 class XeDevice:
@@ -421,34 +478,42 @@ def xe_query_ioctl(xef: XeFile, args: Any) -> int:
     xe = xef.device
     if args.extensions or args.reserved[0] or args.reserved[1]:
         return -errno.EINVAL
-    if args.query >= NUM_QUERIES:
+    q = int(args.query)
+    if q >= NUM_QUERIES:
         return -errno.EINVAL
-    q = args.query
-    if q == QueryType.ENGINE_CYCLES:
+    if q == _Q_ENGINE_CYCLES:
         return _query_engine_cycles(xe, args)
-    if q == QueryType.UC_FW_VERSION:
+    if q == _Q_UC_FW_VERSION:
         return _query_uc_fw_version(xe, args)
-    if q in (QueryType.PXP_STATUS, QueryType.OA_UNITS, QueryType.EU_STALL):
+    if q in _Q_NODEV:
         return -errno.ENODEV
-    builders = {
-        QueryType.ENGINES: _query_engines,
-        QueryType.MEM_REGIONS: _query_mem_regions,
-        QueryType.CONFIG: _query_config,
-        QueryType.GT_LIST: _query_gt_list,
-        QueryType.HWCONFIG: lambda xe: b"",
-        QueryType.GT_TOPOLOGY: _query_gt_topology,
-    }
-    payload = builders[QueryType(q)](xe)
-    if args.size == 0:
+    payload = _QUERY_BUILDERS[q](xe)
+    size = args.size
+    if size == 0:
         args.size = len(payload)
         return 0
-    if args.size != len(payload):
+    if size != len(payload):
         return -errno.EINVAL
     try:
         usercopy.copy_to_user(args.data, payload)
     except usercopy.EFault:
-        return -errno.ENOSPC if q == QueryType.MEM_REGIONS else -errno.EFAULT
+        return -errno.ENOSPC if q == _Q_MEM_REGIONS else -errno.EFAULT
     return 0
+
+
+# plain ints and one table, built once: an IntEnum attribute or constructor costs more than a query
+_Q_ENGINE_CYCLES = int(QueryType.ENGINE_CYCLES)
+_Q_UC_FW_VERSION = int(QueryType.UC_FW_VERSION)
+_Q_MEM_REGIONS = int(QueryType.MEM_REGIONS)
+_Q_NODEV = frozenset({int(QueryType.PXP_STATUS), int(QueryType.OA_UNITS), int(QueryType.EU_STALL)})
+_QUERY_BUILDERS: dict[int, Callable[[XeDevice], bytes]] = {
+    int(QueryType.ENGINES): _query_engines,
+    int(QueryType.MEM_REGIONS): _query_mem_regions,
+    int(QueryType.CONFIG): _query_config,
+    int(QueryType.GT_LIST): _query_gt_list,
+    int(QueryType.HWCONFIG): lambda xe: b"",
+    int(QueryType.GT_TOPOLOGY): _query_gt_topology,
+}
 
 
 def _query_engine_cycles(xe: XeDevice, args: Any) -> int:

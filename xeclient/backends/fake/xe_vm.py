@@ -19,12 +19,14 @@ VM state in the model:
 
 from __future__ import annotations
 
+import bisect
 import errno
 import logging
+import operator
 import struct
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ...uapi import ffi
 from ...uapi.constants import BindFlag, BindOp, VmCreateFlag
@@ -32,6 +34,7 @@ from . import usercopy
 from .workqueue import Work
 from .xe_bo import XeBo, xe_bo_get, xe_bo_put, xe_bo_validate
 from .xe_device import PAGE_SIZE, SZ_64K, XE_COH_NONE, XE_COH_RESERVED, XeDevice, XeFile, xa_alloc
+from .xe_exec_queue import xe_sync_entries_parse, xe_sync_entries_signal
 
 if TYPE_CHECKING:
     from .xe_exec_queue import XeExecQueue
@@ -50,13 +53,27 @@ SUPPORTED_BIND_FLAGS = int(
     | BindFlag.CPU_ADDR_MIRROR
 )  # an int: ~ of an IntFlag would stay within the known bits
 BIND_OP_SIZE = 80
+# plain ints: ``int & IntFlag`` goes through enum.Flag.__and__ and builds a member, on every ioctl
+_LR_MODE = int(VmCreateFlag.LR_MODE)
+_FAULT_MODE = int(VmCreateFlag.FAULT_MODE)
+_SCRATCH_PAGE = int(VmCreateFlag.SCRATCH_PAGE)
+_NO_VM_OVERCOMMIT = int(VmCreateFlag.NO_VM_OVERCOMMIT)
+_RESTARTABLE = int(VmCreateFlag.RESTARTABLE)
+_BIND_NULL = int(BindFlag.NULL)
+_BIND_CPU_ADDR_MIRROR = int(BindFlag.CPU_ADDR_MIRROR)
+_OP_MAP = int(BindOp.MAP)
+_OP_UNMAP = int(BindOp.UNMAP)
+_OP_MAP_USERPTR = int(BindOp.MAP_USERPTR)
+_OP_UNMAP_ALL = int(BindOp.UNMAP_ALL)
+_OP_PREFETCH = int(BindOp.PREFETCH)
+_BIND_OP = struct.Struct("<QIHHQQQIIII")
+_BIND_OFFSET = ffi.offsetof("struct drm_xe_vm_bind", "bind")
 KVMALLOC_MAX = (1 << 31) - 1  # kvmalloc refuses sizes above INT_MAX
 DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC = 0xFFFFFFFF
 MEM_RANGE_ATTR_SIZE = 64
 
 
-@dataclass(frozen=True)
-class BindOpArgs:
+class BindOpArgs(NamedTuple):
     """One ``struct drm_xe_vm_bind_op`` (80 bytes, spec 4), as the kernel copied it."""
 
     extensions: int
@@ -73,7 +90,7 @@ class BindOpArgs:
 
     @classmethod
     def unpack(cls, raw: bytes, offset: int = 0) -> BindOpArgs:
-        return cls(*struct.unpack_from("<QIHHQQQIIII", raw, offset))
+        return cls._make(_BIND_OP.unpack_from(raw, offset))
 
 
 @dataclass
@@ -120,11 +137,11 @@ class XeVM:
     # --- xe_vm.h helpers ------------------------------------------------------------
     @property
     def in_lr_mode(self) -> bool:
-        return bool(self.flags & VmCreateFlag.LR_MODE)
+        return bool(self.flags & _LR_MODE)
 
     @property
     def in_fault_mode(self) -> bool:
-        return bool(self.flags & VmCreateFlag.FAULT_MODE)
+        return bool(self.flags & _FAULT_MODE)
 
     @property
     def in_preempt_fence_mode(self) -> bool:
@@ -132,7 +149,7 @@ class XeVM:
 
     @property
     def is_restartable(self) -> bool:
-        return bool(self.flags & VmCreateFlag.RESTARTABLE)
+        return bool(self.flags & _RESTARTABLE)
 
     @property
     def closed_or_banned(self) -> bool:
@@ -167,21 +184,21 @@ def xe_vm_create_ioctl(xef: XeFile, args: Any) -> int:
     if args.extensions:
         return -errno.EINVAL
     if xe.info.wa_22014953428:  # IOWR: the user sees the OR in the copy-back, even on failure
-        args.flags |= VmCreateFlag.SCRATCH_PAGE
+        args.flags |= _SCRATCH_PAGE
     flags = int(args.flags)
-    if flags & VmCreateFlag.FAULT_MODE and not xe.info.has_usm:
+    if flags & _FAULT_MODE and not xe.info.has_usm:
         return -errno.EINVAL
     if args.reserved[0] or args.reserved[1]:
         return -errno.EINVAL
     if flags & ~(ALL_DRM_XE_VM_CREATE_FLAGS if xe.info.series else PRE_SERIES_VM_CREATE_FLAGS):
         return -errno.EINVAL
-    if flags & VmCreateFlag.SCRATCH_PAGE and flags & VmCreateFlag.FAULT_MODE and not xe.info.needs_scratch:
+    if flags & _SCRATCH_PAGE and flags & _FAULT_MODE and not xe.info.needs_scratch:
         return -errno.EINVAL
-    if flags & VmCreateFlag.FAULT_MODE and not flags & VmCreateFlag.LR_MODE:
+    if flags & _FAULT_MODE and not flags & _LR_MODE:
         return -errno.EINVAL
-    if flags & VmCreateFlag.NO_VM_OVERCOMMIT and not flags & VmCreateFlag.FAULT_MODE:
+    if flags & _NO_VM_OVERCOMMIT and not flags & _FAULT_MODE:
         return -errno.EINVAL
-    if flags & VmCreateFlag.RESTARTABLE and (not flags & VmCreateFlag.LR_MODE or flags & VmCreateFlag.FAULT_MODE):
+    if flags & _RESTARTABLE and (not flags & _LR_MODE or flags & _FAULT_MODE):
         return -errno.EINVAL
     vm = XeVM(xe, xef, flags)
     vm_id = xa_alloc(xef.vms)
@@ -242,15 +259,17 @@ def vm_bind_ioctl_check_args(xef: XeFile, vm: XeVM, args: Any) -> tuple[int, lis
             raw = usercopy.copy_from_user(vector, n * BIND_OP_SIZE)
         except usercopy.EFault:
             return -errno.EFAULT, []
+        ops = [BindOpArgs.unpack(raw, i * BIND_OP_SIZE) for i in range(n)]
+    elif n == 1:  # the op embedded in the struct
+        ops = [BindOpArgs.unpack(ffi.buffer(args), _BIND_OFFSET)]
     else:
-        raw = bytes(ffi.buffer(ffi.addressof(args, "bind"), BIND_OP_SIZE)) if n == 1 else b""
-    ops = [BindOpArgs.unpack(raw, i * BIND_OP_SIZE) for i in range(n)]
-    for op in ops:
-        kind, flags = int(op.op), int(op.flags)
-        obj, obj_offset, addr, rng = int(op.obj), int(op.obj_offset), int(op.addr), int(op.range)
-        pat_index, prefetch = int(op.pat_index), int(op.prefetch_mem_region_instance)
-        is_null = bool(flags & BindFlag.NULL)
-        is_mirror = bool(flags & BindFlag.CPU_ADDR_MIRROR)
+        ops = []
+    for op in ops:  # every field is an int already (struct.unpack)
+        kind, flags = op.op, op.flags
+        obj, obj_offset, addr, rng = op.obj, op.obj_offset, op.addr, op.range
+        pat_index, prefetch = op.pat_index, op.prefetch_mem_region_instance
+        is_null = bool(flags & _BIND_NULL)
+        is_mirror = bool(flags & _BIND_CPU_ADDR_MIRROR)
         if is_mirror and (not vm.in_fault_mode or not xe.info.has_gpusvm):
             return -errno.EINVAL, []
         if pat_index >= len(xe.info.pat_coh):
@@ -259,52 +278,63 @@ def vm_bind_ioctl_check_args(xef: XeFile, vm: XeVM, args: Any) -> tuple[int, lis
         if coh == XE_COH_RESERVED:
             return -errno.EINVAL, []
         if (
-            kind > BindOp.PREFETCH
+            kind > _OP_PREFETCH
             or flags & ~SUPPORTED_BIND_FLAGS
             or (obj and (is_null or is_mirror))
             or (obj_offset and (is_null or is_mirror))
-            or (kind != BindOp.MAP and (is_null or is_mirror))
-            or (not obj and kind == BindOp.MAP and not is_null and not is_mirror)
-            or (not obj and kind == BindOp.UNMAP_ALL)
-            or (addr and kind == BindOp.UNMAP_ALL)
-            or (rng and kind == BindOp.UNMAP_ALL)
-            or (obj and kind == BindOp.MAP_USERPTR)
-            or (coh == XE_COH_NONE and kind == BindOp.MAP_USERPTR)
-            or (obj and kind == BindOp.PREFETCH)
-            or (prefetch and kind != BindOp.PREFETCH)
+            or (kind != _OP_MAP and (is_null or is_mirror))
+            or (not obj and kind == _OP_MAP and not is_null and not is_mirror)
+            or (not obj and kind == _OP_UNMAP_ALL)
+            or (addr and kind == _OP_UNMAP_ALL)
+            or (rng and kind == _OP_UNMAP_ALL)
+            or (obj and kind == _OP_MAP_USERPTR)
+            or (coh == XE_COH_NONE and kind == _OP_MAP_USERPTR)
+            or (obj and kind == _OP_PREFETCH)
+            or (prefetch and kind != _OP_PREFETCH)
             or (
                 prefetch != DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC
                 and (prefetch >= 32 or not (1 << prefetch) & xe.mem_region_mask)
             )
-            or (obj and kind == BindOp.UNMAP)
+            or (obj and kind == _OP_UNMAP)
         ):
             return -errno.EINVAL, []
-        if obj_offset % PAGE_SIZE or addr % PAGE_SIZE or rng % PAGE_SIZE or (not rng and kind != BindOp.UNMAP_ALL):
+        if obj_offset % PAGE_SIZE or addr % PAGE_SIZE or rng % PAGE_SIZE or (not rng and kind != _OP_UNMAP_ALL):
             return -errno.EINVAL, []
     return 0, ops
 
 
 def xe_vm_bind_ioctl_validate_bo(xe: XeDevice, vm: XeVM, bo: XeBo, op: BindOpArgs) -> int:
     """``xe_vm_bind_ioctl_validate_bo()``: range/offset in the BO, 64K alignment, coherency."""
-    rng, obj_offset, addr = int(op.range), int(op.obj_offset), int(op.addr)
+    rng, obj_offset, addr = op.range, op.obj_offset, op.addr
     if rng > bo.size or obj_offset > bo.size - rng:
         return -errno.EINVAL
     if bo.internal_64k and (obj_offset % SZ_64K or addr % SZ_64K or rng % SZ_64K):
         return -errno.EINVAL
-    if _pat_coh(xe, int(op.pat_index)) == XE_COH_NONE and bo.cpu_caching == 1:  # WB needs coherency
+    if _pat_coh(xe, op.pat_index) == XE_COH_NONE and bo.cpu_caching == 1:  # WB needs coherency
         return -errno.EINVAL
     if bo.vm is not None and bo.vm is not vm:  # [INFERRED] a VM-private BO binds only into its VM
         return -errno.EINVAL
     return 0
 
 
+_vma_addr = operator.attrgetter("addr")
+
+
 def _remove_range(vm: XeVM, start: int, end: int) -> None:
-    """Unmap [start, end): drop covered VMAs, trim or split the ones that straddle it."""
+    """Unmap [start, end): drop covered VMAs, trim or split the ones that straddle it.
+
+    ``vm.vmas`` is sorted by address and its VMAs do not overlap, so the VMAs that meet
+    [start, end) are one run, found by bisection on the addresses and replaced in place.
+    """
+    vmas = vm.vmas
+    lo = bisect.bisect_right(vmas, start, key=_vma_addr)  # the first VMA starting after start ...
+    if lo and vmas[lo - 1].end > start:  # ... or the one before it, if it reaches past start
+        lo -= 1
+    hi = bisect.bisect_left(vmas, end, lo, key=_vma_addr)  # the first VMA starting at/after end
+    if lo >= hi:
+        return
     keep: list[XeVma] = []
-    for vma in vm.vmas:
-        if vma.end <= start or vma.addr >= end:
-            keep.append(vma)
-            continue
+    for vma in vmas[lo:hi]:
         pieces = []
         if vma.addr < start:
             pieces.append(
@@ -329,7 +359,12 @@ def _remove_range(vm: XeVM, start: int, end: int) -> None:
                 xe_bo_get(vma.bo)
             xe_bo_put(vma.bo)
         keep.extend(pieces)
-    vm.vmas = sorted(keep, key=lambda v: v.addr)
+    vmas[lo:hi] = keep
+
+
+def _insert_vma(vm: XeVM, vma: XeVma) -> None:
+    """Insert ``vma`` in address order (its range was just unmapped)."""
+    bisect.insort_right(vm.vmas, vma, key=_vma_addr)
 
 
 def xe_vm_bind_ioctl(xef: XeFile, args: Any) -> int:
@@ -341,8 +376,6 @@ def xe_vm_bind_ioctl(xef: XeFile, args: Any) -> int:
     (-EFAULT otherwise, as pinning the pages would).  PREFETCH is accepted and
     does nothing.  User-fence syncs are signalled as soon as the binds are done.
     """
-    from .xe_exec_queue import xe_sync_entries_parse, xe_sync_entries_signal
-
     xe = xef.device
     vm = xef.vms.get(int(args.vm_id))
     if vm is None:
@@ -366,61 +399,66 @@ def xe_vm_bind_ioctl(xef: XeFile, args: Any) -> int:
         if not op.obj:
             bos.append(None)
             continue
-        bo = xef.bos.get(int(op.obj))
+        bo = xef.bos.get(op.obj)
         if bo is None:
             return -errno.ENOENT
         err = xe_vm_bind_ioctl_validate_bo(xe, vm, bo, op)
         if err:
             return err
         bos.append(bo)
-    err, syncs = xe_sync_entries_parse(
-        xef, int(args.syncs), int(args.num_syncs), lr_mode=vm.in_lr_mode, disallow_user_fence=not ops
-    )
-    if err:
-        return err
-    if sum(1 for s in syncs if s.is_user_fence) > 1:
-        return -errno.EINVAL
+    num_syncs = int(args.num_syncs)
+    if num_syncs:
+        err, syncs = xe_sync_entries_parse(
+            xef, int(args.syncs), num_syncs, lr_mode=vm.in_lr_mode, disallow_user_fence=not ops
+        )
+        if err:
+            return err
+        if sum(1 for s in syncs if s.is_user_fence) > 1:
+            return -errno.EINVAL
+    else:
+        syncs = []  # what parsing none gives
     if not ops:
         xe_sync_entries_signal(syncs)
         return 0
     # ops execution: validate every BO we map, then touch the VMAs
     for op, bo in zip(ops, bos, strict=True):
-        if op.op == BindOp.MAP and bo is not None:
+        if op.op == _OP_MAP and bo is not None:
             err = xe_bo_validate(bo, vm, allow_evict=True)
             if err:
                 return err
-        elif op.op == BindOp.MAP_USERPTR:
+        elif op.op == _OP_MAP_USERPTR:
             try:
-                usercopy.copy_from_user(int(op.obj_offset), 1)
+                usercopy.copy_from_user(op.obj_offset, 1)
             except usercopy.EFault:
                 return -errno.EFAULT
     for op, bo in zip(ops, bos, strict=True):
-        kind, addr, rng = int(op.op), int(op.addr), int(op.range)
-        if kind == BindOp.MAP:
+        kind, addr, rng = op.op, op.addr, op.range
+        if kind == _OP_MAP:
             _remove_range(vm, addr, addr + rng)
-            vm.vmas.append(
+            _insert_vma(
+                vm,
                 XeVma(
                     addr,
                     rng,
                     xe_bo_get(bo) if bo else None,
-                    int(op.obj_offset),
+                    op.obj_offset,
                     0,
-                    int(op.flags),
-                    int(op.pat_index),
+                    op.flags,
+                    op.pat_index,
                     kind,
-                )
+                ),
             )
-            vm.vmas.sort(key=lambda v: v.addr)
-        elif kind == BindOp.MAP_USERPTR:
+        elif kind == _OP_MAP_USERPTR:
             _remove_range(vm, addr, addr + rng)
-            vm.vmas.append(XeVma(addr, rng, None, 0, int(op.obj_offset), int(op.flags), int(op.pat_index), kind))
-            vm.vmas.sort(key=lambda v: v.addr)
-        elif kind == BindOp.UNMAP:
+            _insert_vma(vm, XeVma(addr, rng, None, 0, op.obj_offset, op.flags, op.pat_index, kind))
+        elif kind == _OP_UNMAP:
             _remove_range(vm, addr, addr + rng)
-        elif kind == BindOp.UNMAP_ALL:
-            for vma in [v for v in vm.vmas if v.bo is bo]:
-                vm.vmas.remove(vma)
-                xe_bo_put(bo)  # type: ignore[arg-type]
+        elif kind == _OP_UNMAP_ALL:
+            dropped = sum(1 for v in vm.vmas if v.bo is bo)
+            if dropped:
+                vm.vmas = [v for v in vm.vmas if v.bo is not bo]
+                for _ in range(dropped):
+                    xe_bo_put(bo)  # type: ignore[arg-type]
     xe_sync_entries_signal(syncs)
     return 0
 

@@ -17,7 +17,14 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ...uapi.constants import WatchType, XeWatchEvent
-from .watch_queue import Watch, WatchList, add_watch_to_object, get_watch_queue, post_watch_notification, watch_header
+from .watch_queue import (
+    Watch,
+    WatchList,
+    _post_to_watches,
+    add_watch_to_object,
+    get_watch_queue,
+    watch_header,
+)
 
 if TYPE_CHECKING:
     from .backend import FakeBackend
@@ -33,6 +40,8 @@ __all__ = [
 #: sizeof(struct drm_xe_watch_notification_vm_err) in the June series (§1.2).
 VM_ERR_RECORD_SIZE = 24
 _VM_ERR_BODY = struct.Struct("<IiQ")  # vm_id, error_code (s32), timestamp_ns
+#: the header's first word: type DRM_XE_NOTIFY, subtype VM_ERR
+_VM_ERR_TYPE_SUBTYPE = (WatchType.DRM_XE_NOTIFY & 0xFFFFFF) | (XeWatchEvent.VM_ERR & 0xFF) << 24
 
 
 class XeFileWatches(Protocol):
@@ -78,4 +87,6 @@ def xe_watch_queue_post_vm_err_event(xef: XeFileWatches, vm_id: int, error_code:
     """``xe_watch_queue_post_vm_err_event`` (§6.1, §6.3): post VM_ERR(vm_id, error_code, now) with
     id 0 to every watch of ``xef``; ``error_code`` is a negative errno, the timestamp is
     CLOCK_MONOTONIC (``time.monotonic_ns()``) taken here, when posted."""
-    post_watch_notification(xef.watch_list, pack_vm_err_record(vm_id, error_code, time.monotonic_ns()), 0)
+    # post_watch_notification(xef.watch_list, pack_vm_err_record(...), 0), without re-parsing the header
+    body = _VM_ERR_BODY.pack(vm_id & 0xFFFFFFFF, error_code, time.monotonic_ns() & ((1 << 64) - 1))
+    _post_to_watches(xef.watch_list, _VM_ERR_TYPE_SUBTYPE, VM_ERR_RECORD_SIZE, body, 0)
