@@ -306,7 +306,7 @@ def test_token_syscalls_hold_to_the_readiness_invariant(fake_backend: FakeBacken
         q = watch_queue.get_watch_queue(fake_backend, r)
         assert isinstance(q, WatchQueue)
         if use_os:
-            q._sys = None
+            q._token_write = q._token_read = None
         src = fake_backend.watch_source(9)
         src.add_watch(r, 3)
         rng = random.Random(7)
@@ -332,11 +332,13 @@ def test_gil_holding_token_calls_are_used_where_the_kernel_can(fake_backend: Fak
     q = watch_queue.get_watch_queue(fake_backend, r)
     assert isinstance(q, WatchQueue)
     calls = watch_queue._token_syscalls()
-    assert q._sys is calls  # probed once, shared
+    assert calls is watch_queue._token_syscalls()  # probed once
+    assert (q._token_write is None) == (q._token_read is None) == (calls is None)
     if calls is not None:  # Linux >= 5.x: RWF_NOWAIT on a pipe, whatever O_NONBLOCK says
-        assert calls.read(r) == -errno.EAGAIN  # a blocking descriptor, and it did not block
-        assert calls.write(w) == 1
-        assert calls.read(r) == 1
+        read = calls.reader(r)
+        assert read() == -1  # a blocking descriptor, nothing in it, and it did not block
+        assert calls.writer(w)() == 1
+        assert read() == 1
     fake_backend.close(r)
     fake_backend.close(w)
 
@@ -367,12 +369,16 @@ def test_watch_filter_is_built_once_and_decides_like_the_rule() -> None:
 
 
 # --- drm_ioctl ----------------------------------------------------------------------------------------
-def test_a_cmd_is_resolved_once(fake_client: Device) -> None:
+def test_a_cmd_is_resolved_once(fake_client: Device, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_client.create_vm().destroy()
     cached = drm_ioctl._RESOLVED[DRM_IOCTL_XE_VM_CREATE]
     fake_client.create_vm().destroy()
     assert drm_ioctl._RESOLVED[DRM_IOCTL_XE_VM_CREATE] is cached
     assert drm_ioctl.ioctl_tables() is drm_ioctl.ioctl_tables()
+    monkeypatch.setattr(drm_ioctl, "_TABLES", None)  # a rebuilt table voids what was read from it
+    fake_client.create_vm().destroy()
+    assert drm_ioctl._RESOLVED[DRM_IOCTL_XE_VM_CREATE] is not cached
+    assert drm_ioctl._RESOLVED[DRM_IOCTL_XE_VM_CREATE].tables is drm_ioctl._TABLES
 
 
 def test_copy_in_and_copy_back_over_every_argument_kind(fake_backend: FakeBackend) -> None:

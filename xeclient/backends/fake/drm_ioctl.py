@@ -212,11 +212,20 @@ class _Resolved:
     out once per cmd value instead of on every call.
     """
 
-    __slots__ = ("ctype", "desc", "func", "in_size", "index", "ksize", "out_size")
+    __slots__ = ("ctype", "desc", "func", "in_size", "index", "ksize", "out_size", "tables")
 
     def __init__(
-        self, desc: DrmIoctlDesc, func: Handler, index: int, in_size: int, out_size: int, ksize: int, ctype: Any
+        self,
+        tables: object,
+        desc: DrmIoctlDesc,
+        func: Handler,
+        index: int,
+        in_size: int,
+        out_size: int,
+        ksize: int,
+        ctype: Any,
     ) -> None:
+        self.tables = tables  #: the ioctl_tables() it was read from (a rebuilt table voids it)
         self.desc = desc
         self.func = func
         self.index = index  #: nr - DRM_COMMAND_BASE for a driver ioctl, -1 for a core one
@@ -237,7 +246,8 @@ def _resolve(cmd: int) -> _Resolved | int:
     if IOC_TYPE(cmd) != DRM_IOCTL_BASE:
         return -errno.ENOTTY
     nr = IOC_NR(cmd)
-    core, xe_table = ioctl_tables()
+    tables = ioctl_tables()
+    core, xe_table = tables
     if DRM_COMMAND_BASE <= nr < DRM_COMMAND_END:
         index = nr - DRM_COMMAND_BASE
         if index >= len(xe_table):
@@ -258,8 +268,8 @@ def _resolve(cmd: int) -> _Resolved | int:
     ctype = None if desc.struct is None else ffi.typeof(f"{desc.struct} *")
     if ctype is not None:  # the table size is sizeof(struct) already; from_buffer() wants no less
         ksize = max(ksize, ffi.sizeof(ctype.item))
-    resolved = _Resolved(desc, desc.func, index, in_size, out_size, ksize, ctype)
-    if len(_RESOLVED) < _RESOLVED_MAX:
+    resolved = _Resolved(tables, desc, desc.func, index, in_size, out_size, ksize, ctype)
+    if len(_RESOLVED) < _RESOLVED_MAX or cmd in _RESOLVED:
         _RESOLVED[cmd] = resolved
     return resolved
 
@@ -273,7 +283,7 @@ def drm_ioctl(xef: XeFile, cmd: int, arg: IoctlArg) -> int:
     if device.unplugged:  # drm_dev_is_unplugged()
         return -errno.ENODEV
     r = _RESOLVED.get(cmd)
-    if r is None:
+    if r is None or r.tables is not _TABLES:
         resolved = _resolve(cmd)
         if isinstance(resolved, int):
             return resolved

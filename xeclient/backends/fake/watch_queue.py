@@ -55,13 +55,14 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import logging
 import os
 import select
 import struct
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -188,7 +189,8 @@ class _TokenSyscalls:
     caller gets it back -- with the queue lock held, so a reader woken by the token waits for the
     poster, then for the GIL again (a lock convoy: milliseconds at p99 under a busy main thread).
     These calls cannot block: ``pwritev2``/``preadv2`` with RWF_NOWAIT (pipes honour it since
-    Linux 5.x), on their own 1-byte buffers.  Each returns the byte count or ``-errno``.
+    Linux 5.x), on their own 1-byte buffers.  :meth:`writer` and :meth:`reader` bind one
+    descriptor: calling the result makes the syscall and returns the byte count, or -1.
     """
 
     def __init__(self, rwf_nowait: int) -> None:
@@ -197,7 +199,7 @@ class _TokenSyscalls:
         class IoVec(ctypes.Structure):
             _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
 
-        libc = ctypes.PyDLL(None, use_errno=True)  # PyDLL: called without releasing the GIL
+        libc = ctypes.PyDLL(None)  # PyDLL: called without releasing the GIL
         self._preadv2 = libc.preadv2
         self._pwritev2 = libc.pwritev2
         self._preadv2.restype = self._pwritev2.restype = ctypes.c_ssize_t
@@ -208,15 +210,14 @@ class _TokenSyscalls:
         self._in_iov = ctypes.pointer(IoVec(ctypes.cast(self._in, ctypes.c_void_p), 1))
         self._here = ctypes.c_int64(-1)  # "the file position": a pipe has none
         self._nowait = ctypes.c_int(rwf_nowait)
-        self._get_errno = ctypes.get_errno
 
-    def write(self, fd: int) -> int:
-        got = self._pwritev2(fd, self._out_iov, 1, self._here, self._nowait)
-        return int(got) if got >= 0 else -(self._get_errno() or errno.EIO)
+    def writer(self, fd: int) -> Callable[[], int]:
+        """``pwritev2(fd, token, RWF_NOWAIT)``, ready to call."""
+        return functools.partial(self._pwritev2, fd, self._out_iov, 1, self._here, self._nowait)
 
-    def read(self, fd: int) -> int:
-        got = self._preadv2(fd, self._in_iov, 1, self._here, self._nowait)
-        return int(got) if got >= 0 else -(self._get_errno() or errno.EIO)
+    def reader(self, fd: int) -> Callable[[], int]:
+        """``preadv2(fd, 1 byte, RWF_NOWAIT)``, ready to call."""
+        return functools.partial(self._preadv2, fd, self._in_iov, 1, self._here, self._nowait)
 
 
 _token_syscalls_probed = False
@@ -236,7 +237,8 @@ def _token_syscalls() -> _TokenSyscalls | None:
             calls = _TokenSyscalls(rwf_nowait)
             rfd, wfd = os.pipe2(os.O_CLOEXEC)  # blocking ends: RWF_NOWAIT alone must not wait
             try:
-                if not (calls.write(wfd) == 1 and calls.read(rfd) == 1 and calls.read(rfd) == -errno.EAGAIN):
+                read = calls.reader(rfd)  # an unsupported flag fails the first calls with -1 at once
+                if not (calls.writer(wfd)() == 1 and read() == 1 and read() == -1):
                     calls = None
             finally:
                 os.close(rfd)
@@ -272,7 +274,10 @@ class WatchQueue:
         self.read_open = True
         self.write_open = True
         self._token = False  #: one byte sits in the real pipe (ring non-empty and read end open)
-        self._sys = _token_syscalls()  #: the GIL-holding token syscalls, or None (os.*)
+        calls = _token_syscalls()
+        #: the GIL-holding token syscalls on this pipe's ends, or None: os.* calls
+        self._token_write = calls.writer(wfd) if calls is not None else None
+        self._token_read = calls.reader(rfd) if calls is not None else None
 
     def __repr__(self) -> str:
         state = "defunct" if self.defunct else f"notes={self.nr_notes} queued={len(self.ring)}"
@@ -293,7 +298,7 @@ class WatchQueue:
             self._drain_token()
 
     def _write_token(self) -> None:
-        if self.write_open and self._sys is not None and self._sys.write(self.wfd) == 1:
+        if self.write_open and self._token_write is not None and self._token_write() == 1:
             self._token = True
             return
         # the write end is closed, or the GIL-holding write could not (no such call, the pipe
@@ -316,7 +321,7 @@ class WatchQueue:
         self._token = False
         if not self.read_open:
             return
-        if self._sys is not None and self._sys.read(self.rfd) >= 0:
+        if self._token_read is not None and self._token_read() >= 0:
             return  # read it (0: EOF, the pipe was empty and has no writer)
         # no GIL-holding read, or nothing to read (someone read the real descriptor): look first
         try:

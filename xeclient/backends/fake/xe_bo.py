@@ -100,7 +100,8 @@ def _release_backing(bo: XeBo) -> None:
 
 def _place(bo: XeBo, region: MemRegion) -> None:
     region.used += bo.size
-    region.lru[bo] = None
+    if region.mem_class == _VRAM:  # only VRAM keeps an LRU: eviction is a VRAM affair
+        region.lru[bo] = None
     bo.region = region
 
 

@@ -277,8 +277,8 @@ class MemRegion:
     min_page_size: int
     total_size: int
     used: int = 0
-    #: resident BOs in LRU order (oldest first), as the keys of an insertion-ordered dict
-    #: (O(1) removal and move-to-end; the values are unused)
+    #: resident BOs in LRU order (oldest first); only VRAM tracks it.  The keys of an
+    #: insertion-ordered dict: O(1) removal and move-to-end (the values are unused)
     lru: dict[XeBo, None] = field(default_factory=dict)
 
 
