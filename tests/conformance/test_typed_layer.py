@@ -156,3 +156,16 @@ def test_watch_standalone_selectable(xe_backend: Backend) -> None:
         assert w.fileno() >= 0
         assert w.poll(timeout=0.01) == []
         assert w.read_raw() is None
+
+
+def test_watch_setup_errors_come_from_the_kernel_and_name_the_argument(xe_backend: Backend) -> None:
+    with Watch(xe_backend, nr_notes=32) as w:
+        with pytest.raises(IoctlError) as info:
+            w.set_size(64)  # sized once already: EBUSY is checked before the range
+        assert info.value.errno == errno.EBUSY
+        assert str(info.value).startswith("IOC_WATCH_QUEUE_SET_SIZE(nr_notes=64): [Errno 16]")
+        with pytest.raises(IoctlError) as info:
+            w.set_filter([])
+        assert info.value.errno == errno.EINVAL
+        assert "IOC_WATCH_QUEUE_SET_FILTER(nr_filters=0)" in str(info.value)
+        w.set_filter(None)
