@@ -8,13 +8,8 @@ not this test, reports the real figure.
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
-from pathlib import Path
+from xeclient.bench.binding import import_time_us
 
-ROOT = Path(__file__).resolve().parents[2]
 LIMIT_US = 50_000
 MIN_RUNS, MAX_RUNS = 3, 8
 
@@ -22,46 +17,12 @@ MIN_RUNS, MAX_RUNS = 3, 8
 #: no ``cffi`` package, only ``_cffi_backend``) and udev is only for enumerating devices
 FORBIDDEN = ("cffi", "pycparser", "pyudev")
 
-_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)\s*$")
 _SCRIPT = "import sys\nimport xeclient\nprint('\\n'.join(sorted(sys.modules)))\n"
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # measure with bytecode caches, as users run it
-    env.pop("PYTHONPROFILEIMPORTTIME", None)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return env
-
-
 def _run() -> tuple[int, dict[str, int], list[str]]:
-    """(cumulative µs of xeclient, self µs of each module it pulled in, modules loaded)."""
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", _SCRIPT],
-        cwd=ROOT,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    # children are printed before their parent: xeclient's subtree is every line
-    # since the previous top-level import
-    cumulative = None
-    subtree: dict[str, int] = {}
-    self_us: dict[str, int] = {}
-    for line in done.stderr.splitlines():
-        m = _LINE.match(line)
-        if not m:
-            continue
-        name, indent = m.group(4), len(m.group(3))
-        subtree[name] = int(m.group(1))
-        if indent == 0:
-            if name == "xeclient":
-                cumulative, self_us = int(m.group(2)), subtree
-            subtree = {}
-    assert cumulative is not None, f"no top-level xeclient line in -X importtime output:\n{done.stderr[-2000:]}"
-    return cumulative, self_us, done.stdout.split()
+    cumulative, self_us, stdout = import_time_us(_SCRIPT)
+    return cumulative, self_us, stdout.split()
 
 
 def test_import_loads_no_heavy_packages() -> None:
