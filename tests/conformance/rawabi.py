@@ -319,6 +319,24 @@ def watch_queue(fd: int, watch_id: int = 0, flags: int = 0, pad: int = 0) -> byt
 
 
 # --- small clients used by the tests ---------------------------------------------------
+class NotificationPipe:
+    """Both ends of one notification pipe (``pipe2(O_NOTIFICATION_PIPE | flags)`` through the
+    seam); ends the test closes itself are not closed again by :meth:`close_all`."""
+
+    def __init__(self, backend: Any, flags: int) -> None:
+        self.backend = backend
+        self.r, self.w = backend.pipe2(0x80 | flags)  # O_NOTIFICATION_PIPE
+        self.open = {self.r, self.w}
+
+    def close(self, fd: int) -> None:
+        self.open.discard(fd)
+        self.backend.close(fd)
+
+    def close_all(self) -> None:
+        for fd in sorted(self.open):
+            self.close(fd)
+
+
 class RawClient:
     """A DRM file driven with raw bytes only."""
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import rawabi
 
 from xeclient.backends import Backend
 from xeclient.errors import WatchQueueUnsupportedError
@@ -30,21 +31,7 @@ FIONREAD = 0x541B
 POLLIN, POLLRDNORM, POLLHUP = 0x001, 0x040, 0x010
 
 
-class NPipe:
-    """Both ends of one notification pipe; ends closed by the test are not closed again."""
-
-    def __init__(self, backend: Backend, flags: int) -> None:
-        self.backend = backend
-        self.r, self.w = backend.pipe2(O_NOTIFICATION_PIPE | flags)
-        self.open = {self.r, self.w}
-
-    def close(self, fd: int) -> None:
-        self.open.discard(fd)
-        self.backend.close(fd)
-
-    def close_all(self) -> None:
-        for fd in sorted(self.open):
-            self.close(fd)
+NPipe = rawabi.NotificationPipe
 
 
 def make_pipe(backend: Backend, flags: int = os.O_CLOEXEC | os.O_NONBLOCK) -> NPipe:

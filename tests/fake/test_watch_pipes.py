@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from conformance import rawabi
 
 from xeclient.backends.fake import FakeBackend
 from xeclient.backends.fake.watch_queue import (
@@ -51,16 +52,7 @@ def fake() -> Iterator[FakeBackend]:
     backend.shutdown()
 
 
-class Pipe:
-    def __init__(self, backend: FakeBackend, flags: int) -> None:
-        self.backend = backend
-        self.r, self.w = backend.pipe2(O_NOTIFICATION_PIPE | flags)
-        self.open = {self.r, self.w}
-
-    def close(self, fd: int) -> None:
-        self.open.discard(fd)
-        self.backend.close(fd)
-
+class Pipe(rawabi.NotificationPipe):
     def size(self, n: int) -> None:
         assert self.backend.ioctl(self.r, SET_SIZE, n) == 0
 

@@ -298,19 +298,7 @@ def run(ctx: Context) -> Figure:
                 key = f"{prefix}{'_busy' if busy else ''}_{k}_us"
                 if key not in LABELS:
                     continue
-                rep = collect(runs, k)
-                medians[key] = rep.median
-                fig.add(
-                    Row(
-                        key,
-                        LABELS[key][0],
-                        rep.median,
-                        "us",
-                        spread=rep.spread,
-                        floor=_med(floor, k),
-                        floor_label="C floor",
-                    )
-                )
+                medians[key] = _latency_row(fig, key, runs, k, floor)
 
     # The listener, idle then busy main thread.
     options = listener_options()
@@ -370,17 +358,29 @@ def _listener_rows(fig: Figure, mode: str, runs: list[dict[str, float]], floor: 
         ("busy", "p99"): Target("<= 1 ms", max=1000.0),
     }
     for k in ("p50", "p99", "max"):
-        key = f"{mode}_{k}_us"
-        rep = collect(runs, k)
-        fig.add(
-            Row(
-                key,
-                LABELS[key][0],
-                rep.median,
-                "us",
-                spread=rep.spread,
-                floor=_med(floor, k),
-                floor_label="C floor",
-                target=targets.get((mode, k)),
-            )
+        _latency_row(fig, f"{mode}_{k}_us", runs, k, floor, targets.get((mode, k)))
+
+
+def _latency_row(
+    fig: Figure,
+    key: str,
+    runs: list[dict[str, float]],
+    k: str,
+    floor: dict[str, Repeated],
+    target: Target | None = None,
+) -> float | None:
+    """One latency row (median and spread of ``k`` over ``runs``) beside the C floor's ``k``."""
+    rep = collect(runs, k)
+    fig.add(
+        Row(
+            key,
+            LABELS[key][0],
+            rep.median,
+            "us",
+            spread=rep.spread,
+            floor=_med(floor, k),
+            floor_label="C floor",
+            target=target,
         )
+    )
+    return rep.median

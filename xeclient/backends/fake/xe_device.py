@@ -516,56 +516,52 @@ _QUERY_BUILDERS: dict[int, Callable[[XeDevice], bytes]] = {
 }
 
 
-def _query_engine_cycles(xe: XeDevice, args: Any) -> int:
-    size = 40
+def _query_with_input(args: Any, size: int, answer: Callable[[bytes], bytes | int]) -> int:
+    """A query whose ``data`` is read first (ENGINE_CYCLES, UC_FW_VERSION): size 0
+    reports ``size``; another size is -EINVAL; the input is copied in, ``answer``
+    validates it (``-errno``) or returns the reply, which is copied back out."""
     if args.size == 0:
         args.size = size
         return 0
     if args.size != size:
         return -errno.EINVAL
     try:
-        raw = usercopy.copy_from_user(args.data, size)
-    except usercopy.EFault:
-        return -errno.EFAULT
-    cls, inst, gt_id, _pad, clockid = struct.unpack_from("<HHHHi", raw)
-    if not xe.hw_engine(cls, inst, gt_id):
-        return -errno.EINVAL
-    if clockid not in CLOCKIDS:
-        return -errno.EINVAL
-    before = time.clock_gettime_ns(CLOCKIDS[clockid])
-    cycles = time.monotonic_ns() * xe.info.reference_clock // 1_000_000_000
-    after = time.clock_gettime_ns(CLOCKIDS[clockid])
-    out = raw[:12] + struct.pack("<IQQQ", 36, cycles & ((1 << 36) - 1), before, after - before)
-    try:
+        out = answer(usercopy.copy_from_user(args.data, size))
+        if isinstance(out, int):
+            return out
         usercopy.copy_to_user(args.data, out)
     except usercopy.EFault:
         return -errno.EFAULT
     return 0
+
+
+def _query_engine_cycles(xe: XeDevice, args: Any) -> int:
+    def answer(raw: bytes) -> bytes | int:
+        cls, inst, gt_id, _pad, clockid = struct.unpack_from("<HHHHi", raw)
+        if not xe.hw_engine(cls, inst, gt_id):
+            return -errno.EINVAL
+        if clockid not in CLOCKIDS:
+            return -errno.EINVAL
+        before = time.clock_gettime_ns(CLOCKIDS[clockid])
+        cycles = time.monotonic_ns() * xe.info.reference_clock // 1_000_000_000
+        after = time.clock_gettime_ns(CLOCKIDS[clockid])
+        return raw[:12] + struct.pack("<IQQQ", 36, cycles & ((1 << 36) - 1), before, after - before)
+
+    return _query_with_input(args, 40, answer)
+
+
+#: GuC submission interface 1.14, HuC 8.4.3 (branch, major, minor, patch)
+_UC_FW_VERSIONS = {0: (0, 1, 14, 0), 1: (0, 8, 4, 3)}
 
 
 def _query_uc_fw_version(xe: XeDevice, args: Any) -> int:
-    size = 32
-    if args.size == 0:
-        args.size = size
-        return 0
-    if args.size != size:
-        return -errno.EINVAL
-    try:
-        raw = usercopy.copy_from_user(args.data, size)
-    except usercopy.EFault:
-        return -errno.EFAULT
-    uc_type, pad, _b, _ma, _mi, _pa, pad2, reserved = struct.unpack("<HHIIIIIQ", raw)
-    if pad or pad2 or reserved:
-        return -errno.EINVAL
-    versions = {0: (0, 1, 14, 0), 1: (0, 8, 4, 3)}  # GuC submission interface 1.14, HuC 8.4.3
-    if uc_type not in versions:
-        return -errno.EINVAL
-    out = struct.pack("<HHIIIIIQ", uc_type, 0, *versions[uc_type], 0, 0)
-    try:
-        usercopy.copy_to_user(args.data, out)
-    except usercopy.EFault:
-        return -errno.EFAULT
-    return 0
+    def answer(raw: bytes) -> bytes | int:
+        uc_type, pad, _b, _ma, _mi, _pa, pad2, reserved = struct.unpack("<HHIIIIIQ", raw)
+        if pad or pad2 or reserved or uc_type not in _UC_FW_VERSIONS:
+            return -errno.EINVAL
+        return struct.pack("<HHIIIIIQ", uc_type, 0, *_UC_FW_VERSIONS[uc_type], 0, 0)
+
+    return _query_with_input(args, 32, answer)
 
 
 def cdata_struct(name: str, buf: bytearray) -> Any:
